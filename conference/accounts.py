@@ -1,0 +1,111 @@
+"""Accounts of people who use hoinghi, and password login."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .actors import Actor
+from .audit import record_audit
+from .errors import AuthenticationFailed, Conflict, NotFound
+from .models import Account, AccountCreate, AccountPublic, Role, Unit
+from .passwords import hash_password, needs_rehash, verify_password
+from .units import get_unit
+
+__all__ = [
+    "account_public",
+    "actor_for",
+    "authenticate",
+    "create_account",
+    "list_accounts",
+    "set_password",
+]
+
+
+def _actor(account: Account) -> Actor:
+    return Actor(
+        account_id=account.id,
+        username=account.username,
+        roles=frozenset(Role(r) for r in account.roles if r in set(Role)),
+        unit_id=account.unit_id,
+    )
+
+
+async def _public(session: AsyncSession, account: Account) -> AccountPublic:
+    unit = await session.get(Unit, account.unit_id) if account.unit_id else None
+    assert account.id is not None
+    return AccountPublic(
+        id=account.id,
+        username=account.username,
+        display_name=account.display_name,
+        roles=[Role(r) for r in account.roles],
+        unit=unit.code if unit else None,
+        active=account.active,
+    )
+
+
+async def create_account(session: AsyncSession, actor: Actor, data: AccountCreate) -> AccountPublic:
+    taken = (
+        await session.exec(select(Account.id).where(Account.username == data.username))
+    ).first()
+    if taken is not None:
+        raise Conflict(
+            f"username {data.username!r} is taken", code="username_taken", field="username"
+        )
+    unit_id = (await get_unit(session, data.unit)).id if data.unit else None
+    account = Account(
+        username=data.username,
+        display_name=data.display_name,
+        password_hash=hash_password(data.password),
+        roles=sorted({r.value for r in data.roles}),
+        unit_id=unit_id,
+    )
+    session.add(account)
+    await session.flush()
+    record_audit(session, actor, "account.create", "account", account.username, roles=account.roles)
+    return await _public(session, account)
+
+
+async def set_password(session: AsyncSession, actor: Actor, username: str, password: str) -> None:
+    account = (await session.exec(select(Account).where(Account.username == username))).first()
+    if account is None:
+        raise NotFound(f"no account {username!r}")
+    account.password_hash = hash_password(password)
+    session.add(account)
+    record_audit(session, actor, "account.password", "account", username)
+
+
+async def list_accounts(session: AsyncSession) -> list[AccountPublic]:
+    rows = (await session.exec(select(Account).order_by(col(Account.username)))).all()
+    return [await _public(session, a) for a in rows]
+
+
+async def account_public(session: AsyncSession, account_id: int) -> AccountPublic:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    return await _public(session, account)
+
+
+async def authenticate(
+    session: AsyncSession, username: str, password: str
+) -> tuple[Actor, AccountPublic]:
+    """Check a password; the same message for an unknown user and a wrong password."""
+    account = (await session.exec(select(Account).where(Account.username == username))).first()
+    ok = verify_password(account.password_hash if account else None, password)
+    if account is None or not ok or not account.active:
+        raise AuthenticationFailed("wrong username or password", code="bad_credentials")
+    if needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+        session.add(account)
+    return _actor(account), await _public(session, account)
+
+
+async def actor_for(session: AsyncSession, account_id: int) -> Actor:
+    """The current roles of an account, so a deactivated account loses access at once."""
+    account = await session.get(Account, account_id)
+    if account is None or not account.active:
+        raise AuthenticationFailed(
+            "the account no longer exists or is disabled", code="account_disabled"
+        )
+    return _actor(account)

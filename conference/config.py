@@ -1,0 +1,157 @@
+"""One typed configuration object, built from defaults < TOML file < environment < CLI flags.
+
+Every setting has a field here; the environment variable is ``HOINGHI_`` plus the
+field name in upper case (``HOINGHI_DATA_DIR``), the TOML key is the field name,
+and the CLI flag is the field name with dashes (``--data-dir``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import InvalidInput
+
+__all__ = ["ENV_PREFIX", "Config", "load_config"]
+
+ENV_PREFIX = "HOINGHI_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Settings of one hoinghi process. Secrets never live here; see ``keys.py``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    # Empty means SQLite in the data dir.
+    database_url: str = ""
+    # The address people reach this server at; join links are built from it.
+    public_url: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    self_signed: bool = False
+    # The lobby opens this many minutes before a meeting starts (token ``nbf``).
+    lobby_minutes: int = 30
+    # A join link stays valid this many minutes after the scheduled end (``exp``).
+    grace_minutes: int = 60
+    api_token_seconds: int = 900
+    session_seconds: int = 12 * 3600
+    max_body_bytes: int = 1024 * 1024
+    issuer: str = "hoinghi"
+    log_level: str = "INFO"
+    config_file: Path | None = field(default=None, compare=False)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hoinghi.db').resolve()}"
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.self_signed or (self.tls_cert is not None and self.tls_key is not None)
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_enabled else "http"
+        host = "localhost" if self.host in {"0.0.0.0", "::", ""} else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise InvalidInput(f"port {self.port} is out of range", field="port")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidInput("--tls-cert and --tls-key go together", field="tls_cert")
+        for name in ("lobby_minutes", "grace_minutes"):
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"{name} must not be negative", field=name)
+        for name in ("api_token_seconds", "session_seconds", "max_body_bytes"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"{name} must be positive", field=name)
+
+
+_HINTS = get_type_hints(Config)
+_FIELDS = {f.name for f in fields(Config)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a TOML or environment value to the type of field ``name``."""
+    hint = _HINTS[name]
+    if value is None:
+        return None
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(value)
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if hint in (Path, Path | None):
+            return Path(value) if value != "" else None
+        if hint is str:
+            return str(value)
+    except ValueError as e:
+        raise InvalidInput(f"{name}: cannot use {value!r}", field=name) from e
+    raise InvalidInput(f"{name}: unsupported type", field=name)  # pragma: no cover
+
+
+def load_config(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    """Build a :class:`Config`. Precedence: ``cli`` > ``environ`` > TOML file > defaults.
+
+    Args:
+        cli: values given on the command line; ``None`` values mean "not given".
+        environ: the process environment (``HOINGHI_*`` keys are read).
+        config_file: a TOML file; ``HOINGHI_CONFIG`` or ``cli["config_file"]`` also name one.
+
+    Raises:
+        InvalidInput: an unknown key in the file, or a value of the wrong type.
+    """
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    environ = environ or {}
+    path = cli.get("config_file") or environ.get(f"{ENV_PREFIX}CONFIG") or config_file
+    values: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise InvalidInput(f"cannot read config file {path}: {e}", field="config_file") from e
+        section = data.get("hoinghi", data)
+        for key, value in section.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS or name == "config_file":
+                raise InvalidInput(f"unknown setting {key!r} in {path}", field=key)
+            values[name] = _coerce(name, value)
+        values["config_file"] = path
+    for name in _FIELDS - {"config_file"}:
+        env_key = ENV_PREFIX + name.upper()
+        if env_key in environ:
+            values[name] = _coerce(name, environ[env_key])
+    for name, value in cli.items():
+        if name in _FIELDS and name != "config_file":
+            values[name] = _coerce(name, value)
+    config = dataclasses.replace(Config(), **values)
+    config.validate()
+    return config

@@ -1,0 +1,309 @@
+"""Organisational units: the central offices, the province, its departments,
+districts and communes. Units are referred to by their ``code`` everywhere
+outside the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import col, func, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .actors import Actor
+from .audit import record_audit
+from .errors import Conflict, InvalidInput, NotFound
+from .models import (
+    Account,
+    Invitation,
+    Meeting,
+    Unit,
+    UnitCreate,
+    UnitKind,
+    UnitPublic,
+    UnitUpdate,
+)
+
+__all__ = [
+    "CSV_COLUMNS",
+    "ImportResult",
+    "create_unit",
+    "delete_unit",
+    "get_unit",
+    "import_units_csv",
+    "list_units",
+    "resolve_units",
+    "unit_tree",
+    "update_unit",
+]
+
+CSV_COLUMNS = ("code", "name", "kind", "parent")
+
+
+async def get_unit(session: AsyncSession, code: str) -> Unit:
+    unit = (await session.exec(select(Unit).where(Unit.code == code))).first()
+    if unit is None:
+        raise NotFound(f"no unit with code {code!r}", code="unknown_unit")
+    return unit
+
+
+async def resolve_units(
+    session: AsyncSession, codes: Iterable[str], *, field_name: str
+) -> dict[str, Unit]:
+    """Map codes to units; refuse the whole set if any code is unknown."""
+    wanted = list(dict.fromkeys(codes))
+    if not wanted:
+        return {}
+    rows = (await session.exec(select(Unit).where(col(Unit.code).in_(wanted)))).all()
+    found = {u.code: u for u in rows}
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise InvalidInput(
+            f"unknown unit code(s): {', '.join(missing)}", code="unknown_unit", field=field_name
+        )
+    return found
+
+
+async def _codes_by_id(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = (await session.exec(select(Unit.id, Unit.code).where(col(Unit.id).in_(wanted)))).all()
+    return {uid: code for uid, code in rows if uid is not None}
+
+
+def _public(unit: Unit, parent_code: str | None) -> UnitPublic:
+    assert unit.id is not None
+    return UnitPublic(
+        id=unit.id, code=unit.code, name=unit.name, kind=unit.kind, parent=parent_code
+    )
+
+
+async def to_public(session: AsyncSession, unit: Unit) -> UnitPublic:
+    codes = await _codes_by_id(session, [unit.parent_id])
+    return _public(unit, codes.get(unit.parent_id) if unit.parent_id else None)
+
+
+async def list_units(
+    session: AsyncSession, *, kind: UnitKind | None = None, q: str | None = None
+) -> list[UnitPublic]:
+    query = select(Unit).order_by(col(Unit.code))
+    if kind is not None:
+        query = query.where(Unit.kind == kind)
+    if q:
+        pattern = f"%{q}%"
+        query = query.where(or_(col(Unit.code).ilike(pattern), col(Unit.name).ilike(pattern)))
+    units = (await session.exec(query)).all()
+    codes = await _codes_by_id(session, [u.parent_id for u in units])
+    return [_public(u, codes.get(u.parent_id) if u.parent_id else None) for u in units]
+
+
+async def unit_tree(session: AsyncSession) -> list[dict[str, Any]]:
+    """All units as a forest: ``[{code, name, kind, children: [...]}, ...]``."""
+    units = (await session.exec(select(Unit).order_by(col(Unit.code)))).all()
+    nodes: dict[int, dict[str, Any]] = {}
+    for u in units:
+        assert u.id is not None
+        nodes[u.id] = {"code": u.code, "name": u.name, "kind": u.kind.value, "children": []}
+    roots: list[dict[str, Any]] = []
+    for u in units:
+        assert u.id is not None
+        parent = nodes.get(u.parent_id) if u.parent_id is not None else None
+        (parent["children"] if parent is not None else roots).append(nodes[u.id])
+    return roots
+
+
+async def _check_parent(session: AsyncSession, unit: Unit | None, parent_code: str) -> int:
+    parent = (await session.exec(select(Unit).where(Unit.code == parent_code))).first()
+    if parent is None:
+        raise InvalidInput(
+            f"unknown parent unit {parent_code!r}", code="unknown_unit", field="parent"
+        )
+    assert parent.id is not None
+    if unit is not None and unit.id is not None:
+        # Walk up from the new parent: meeting ``unit`` on the way would make a cycle.
+        cursor: Unit | None = parent
+        while cursor is not None:
+            if cursor.id == unit.id:
+                raise InvalidInput(
+                    "a unit cannot be its own ancestor", code="unit_cycle", field="parent"
+                )
+            cursor = await session.get(Unit, cursor.parent_id) if cursor.parent_id else None
+    return parent.id
+
+
+async def create_unit(session: AsyncSession, actor: Actor, data: UnitCreate) -> UnitPublic:
+    existing = (await session.exec(select(Unit.id).where(Unit.code == data.code))).first()
+    if existing is not None:
+        raise Conflict(f"unit {data.code!r} exists already", code="unit_exists", field="code")
+    parent_id = await _check_parent(session, None, data.parent) if data.parent else None
+    unit = Unit(code=data.code, name=data.name, kind=data.kind, parent_id=parent_id)
+    session.add(unit)
+    await session.flush()
+    record_audit(session, actor, "unit.create", "unit", unit.code, name=unit.name)
+    return _public(unit, data.parent)
+
+
+async def update_unit(
+    session: AsyncSession, actor: Actor, code: str, data: UnitUpdate
+) -> UnitPublic:
+    unit = await get_unit(session, code)
+    changes = data.model_dump(exclude_unset=True)
+    if "name" in changes and data.name is not None:
+        unit.name = data.name
+    if "kind" in changes and data.kind is not None:
+        unit.kind = data.kind
+    if "parent" in changes:
+        unit.parent_id = await _check_parent(session, unit, data.parent) if data.parent else None
+    session.add(unit)
+    await session.flush()
+    record_audit(session, actor, "unit.update", "unit", code, changes=_jsonable(changes))
+    return await to_public(session, unit)
+
+
+async def delete_unit(session: AsyncSession, actor: Actor, code: str) -> None:
+    unit = await get_unit(session, code)
+    uses = [
+        (select(func.count()).select_from(Unit).where(Unit.parent_id == unit.id), "child units"),
+        (
+            select(func.count()).select_from(Invitation).where(Invitation.unit_id == unit.id),
+            "invitations",
+        ),
+        (
+            select(func.count()).select_from(Meeting).where(Meeting.chair_unit_id == unit.id),
+            "meetings it chairs",
+        ),
+        (select(func.count()).select_from(Account).where(Account.unit_id == unit.id), "accounts"),
+    ]
+    for query, what in uses:
+        if (await session.exec(query)).one():
+            raise Conflict(f"unit {code!r} still has {what}", code="unit_in_use")
+    await session.delete(unit)
+    record_audit(session, actor, "unit.delete", "unit", code, name=unit.name)
+
+
+@dataclass(slots=True)
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+async def import_units_csv(session: AsyncSession, actor: Actor, text: str) -> ImportResult:
+    """Create or update units from CSV text (columns ``code,name,kind,parent``).
+
+    The whole file is checked before anything is written; a bad row refuses
+    the file with the row number in the message. Parents may appear after
+    their children in the file.
+    """
+    rows = _parse_csv(text)
+    file_codes = {row.code for row in rows}
+    existing = {u.code: u for u in (await session.exec(select(Unit))).all()}
+    for number, row in enumerate(rows, start=2):
+        if row.parent and row.parent not in file_codes and row.parent not in existing:
+            raise InvalidInput(
+                f"row {number}: unknown parent unit {row.parent!r}",
+                code="unknown_unit",
+                field="parent",
+            )
+    result = ImportResult()
+    for row in rows:
+        unit = existing.get(row.code)
+        if unit is None:
+            unit = Unit(code=row.code, name=row.name, kind=row.kind)
+            session.add(unit)
+            existing[row.code] = unit
+            result.created.append(row.code)
+        elif unit.name != row.name or unit.kind != row.kind:
+            unit.name, unit.kind = row.name, row.kind
+            session.add(unit)
+            result.updated.append(row.code)
+        else:
+            result.unchanged.append(row.code)
+    await session.flush()
+    for row in rows:
+        unit = existing[row.code]
+        parent_id = existing[row.parent].id if row.parent else None
+        if unit.parent_id != parent_id:
+            unit.parent_id = parent_id
+            session.add(unit)
+            if row.code not in result.created and row.code not in result.updated:
+                result.unchanged.remove(row.code)
+                result.updated.append(row.code)
+    await session.flush()
+    await _refuse_cycles(session)
+    record_audit(
+        session,
+        actor,
+        "unit.import",
+        "unit",
+        "*",
+        created=len(result.created),
+        updated=len(result.updated),
+    )
+    return result
+
+
+async def _refuse_cycles(session: AsyncSession) -> None:
+    parents = {uid: pid for uid, pid in (await session.exec(select(Unit.id, Unit.parent_id))).all()}
+    for start in parents:
+        seen: set[int | None] = set()
+        cursor: int | None = start
+        while cursor is not None:
+            if cursor in seen:
+                raise InvalidInput(
+                    "the file makes a unit its own ancestor", code="unit_cycle", field="parent"
+                )
+            seen.add(cursor)
+            cursor = parents.get(cursor)
+
+
+def _parse_csv(text: str) -> Sequence[UnitCreate]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = tuple(reader.fieldnames or ())
+    if header[: len(CSV_COLUMNS)] != CSV_COLUMNS:
+        raise InvalidInput(
+            f"the CSV header must be {','.join(CSV_COLUMNS)}; got {','.join(header) or 'nothing'}",
+            code="invalid_csv",
+        )
+    rows: list[UnitCreate] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(reader, start=2):
+        if None in raw:
+            raise InvalidInput(f"row {number}: too many columns", code="invalid_csv")
+        values = {k: (v if v is not None else "") for k, v in raw.items() if k in CSV_COLUMNS}
+        try:
+            row = UnitCreate.model_validate(
+                {
+                    "code": values["code"],
+                    "name": values["name"],
+                    "kind": values["kind"],
+                    "parent": values["parent"] or None,
+                }
+            )
+        except (ValidationError, ValueError) as e:
+            raise InvalidInput(f"row {number}: {_first_error(e)}", code="invalid_csv") from e
+        if row.code in seen:
+            raise InvalidInput(f"row {number}: code {row.code!r} appears twice", code="invalid_csv")
+        seen.add(row.code)
+        rows.append(row)
+    if not rows:
+        raise InvalidInput("the CSV file has no rows", code="invalid_csv")
+    return rows
+
+
+def _first_error(e: Exception) -> str:
+    if isinstance(e, ValidationError):
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where}: {err['msg']}"
+    return str(e)
+
+
+def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in changes.items()}

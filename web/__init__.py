@@ -1,0 +1,1 @@
+"""The aiohttp application, its REST API and pages, and the ``hoinghi`` CLI."""

@@ -1,0 +1,140 @@
+"""Login, logout, token refresh, and the caller's own account; admins manage accounts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from conference.accounts import account_public, authenticate, create_account, list_accounts
+from conference.models import AccountCreate, AccountPublic, Role
+from conference.tokens import AUD_SESSION
+
+from .api import PUBLIC, SIGNED_IN, Api, Call, json_ok, roles
+from .appkeys import CONFIG, DATABASE, TOKENS
+from .auth import SESSION_COOKIE
+from .schemas import AccountListOut, LoginOut, LoginRequest
+
+__all__ = ["add_auth_routes"]
+
+
+def add_auth_routes(api: Api) -> None:
+    @api.route(
+        "POST",
+        "/api/auth/login",
+        summary="Log in with a password",
+        tag="auth",
+        roles=PUBLIC,
+        body=LoginRequest,
+        response=LoginOut,
+        errors=(401,),
+    )
+    async def login(request: web.Request, call: Call) -> web.StreamResponse:
+        data: LoginRequest = call.body
+        config, tokens = request.app[CONFIG], request.app[TOKENS]
+        async with request.app[DATABASE].write() as session:
+            actor, account = await authenticate(session, data.username, data.password)
+        assert actor.account_id is not None
+        role_names = sorted(r.value for r in actor.roles)
+        access = tokens.issue_access(
+            account_id=actor.account_id,
+            username=actor.username,
+            roles=role_names,
+            ttl_seconds=config.api_token_seconds,
+        )
+        session_token = tokens.issue_access(
+            account_id=actor.account_id,
+            username=actor.username,
+            roles=role_names,
+            ttl_seconds=config.session_seconds,
+            audience=AUD_SESSION,
+        )
+        response = json_ok(
+            LoginOut(access_token=access, expires_in=config.api_token_seconds, account=account)
+        )
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_token,
+            max_age=config.session_seconds,
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure,
+            path="/",
+        )
+        return response
+
+    @api.route(
+        "POST",
+        "/api/auth/logout",
+        summary="Log out (clears the session cookie)",
+        tag="auth",
+        roles=PUBLIC,
+        status=204,
+    )
+    async def logout(request: web.Request, call: Call) -> web.StreamResponse:
+        response = web.Response(status=204)
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @api.route(
+        "POST",
+        "/api/auth/token",
+        summary="A fresh short-lived API token",
+        tag="auth",
+        roles=SIGNED_IN,
+        response=LoginOut,
+    )
+    async def refresh(request: web.Request, call: Call) -> web.StreamResponse:
+        config, tokens, actor = request.app[CONFIG], request.app[TOKENS], call.who
+        assert actor.account_id is not None
+        access = tokens.issue_access(
+            account_id=actor.account_id,
+            username=actor.username,
+            roles=sorted(r.value for r in actor.roles),
+            ttl_seconds=config.api_token_seconds,
+        )
+        async with request.app[DATABASE].read() as session:
+            account = await account_public(session, actor.account_id)
+        return json_ok(
+            LoginOut(access_token=access, expires_in=config.api_token_seconds, account=account)
+        )
+
+    @api.route(
+        "GET",
+        "/api/me",
+        summary="The account behind this request",
+        tag="auth",
+        roles=SIGNED_IN,
+        response=AccountPublic,
+    )
+    async def me(request: web.Request, call: Call) -> web.StreamResponse:
+        async with request.app[DATABASE].read() as session:
+            assert call.who.account_id is not None
+            account = await account_public(session, call.who.account_id)
+        return json_ok(account)
+
+    @api.route(
+        "GET",
+        "/api/accounts",
+        summary="List accounts",
+        tag="accounts",
+        roles=roles(Role.ADMIN),
+        response=AccountListOut,
+    )
+    async def accounts(request: web.Request, call: Call) -> web.StreamResponse:
+        async with request.app[DATABASE].read() as session:
+            return json_ok(AccountListOut(items=await list_accounts(session)))
+
+    @api.route(
+        "POST",
+        "/api/accounts",
+        summary="Create an account",
+        tag="accounts",
+        roles=roles(Role.ADMIN),
+        body=AccountCreate,
+        response=AccountPublic,
+        status=201,
+        errors=(409, 422),
+    )
+    async def add_account(request: web.Request, call: Call) -> web.StreamResponse:
+        async with request.app[DATABASE].write() as session:
+            account = await create_account(session, call.who, call.body)
+        return json_ok(account, status=201)

@@ -1,0 +1,99 @@
+"""The application factory: ``create_app(config)`` wires the packages into one aiohttp app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from conference.config import Config
+from conference.db import Database
+from conference.keys import load_or_create_keyring
+from conference.links import JoinLinks
+from conference.migrate import current_revision, head_revision, upgrade
+from conference.tokens import TokenService
+
+from .api import Api
+from .api_admin import add_admin_routes
+from .api_auth import add_auth_routes
+from .api_meetings import add_meeting_routes
+from .api_units import add_unit_routes
+from .appkeys import CONFIG, DATABASE, KEYRING, LINKS, TOKENS
+from .errors import error_middleware
+from .pages import add_page_routes
+
+__all__ = ["SchemaOutOfDate", "create_app", "prepare_database"]
+
+log = logging.getLogger(__name__)
+
+
+class SchemaOutOfDate(RuntimeError):
+    """A PostgreSQL schema behind the code: run ``hoinghi db upgrade``."""
+
+
+async def prepare_database(db: Database) -> None:
+    """SQLite is upgraded in place; a shared PostgreSQL must be upgraded on purpose."""
+    if db.is_sqlite:
+        await upgrade(db)
+        return
+    current, head = await current_revision(db), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"the database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `hoinghi db upgrade`"
+        )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    # Join links carry tokens in the path: never leak them in a Referer.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def create_app(config: Config) -> web.Application:
+    """Build the application for ``config``; nothing is opened until it starts."""
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    app = web.Application(
+        middlewares=[security_headers, error_middleware],
+        client_max_size=config.max_body_bytes,
+    )
+    keyring = load_or_create_keyring(config.data_dir)
+    tokens = TokenService(keyring, config.issuer)
+    app[CONFIG] = config
+    app[KEYRING] = keyring
+    app[TOKENS] = tokens
+    app[LINKS] = JoinLinks(
+        tokens=tokens,
+        public_url=config.effective_public_url,
+        lobby_minutes=config.lobby_minutes,
+        grace_minutes=config.grace_minutes,
+    )
+    app[DATABASE] = Database(config.effective_database_url)
+    app.cleanup_ctx.append(_database)
+
+    api = Api()
+    add_admin_routes(api)
+    add_auth_routes(api)
+    add_unit_routes(api)
+    add_meeting_routes(api)
+    api.install(app)
+    add_page_routes(app)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    db = app[DATABASE]
+    await prepare_database(db)
+    log.info("database ready (%s)", db.dialect)
+    yield
+    await db.close()

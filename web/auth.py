@@ -1,0 +1,51 @@
+"""Who is calling: a bearer token (API clients) or the session cookie (pages).
+
+Cookie-authenticated requests that change things must come from our own
+origin (the ``Origin`` header, or ``Sec-Fetch-Site: same-origin``), which
+closes cross-site request forgery without a separate CSRF token.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from conference.accounts import actor_for
+from conference.actors import Actor
+from conference.errors import AuthenticationFailed, PermissionDenied
+from conference.tokens import AUD_API, AUD_SESSION
+
+from .appkeys import DATABASE, TOKENS
+
+__all__ = ["SESSION_COOKIE", "authenticate", "same_origin"]
+
+SESSION_COOKIE = "hoinghi_session"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return request.headers.get("Sec-Fetch-Site", "same-origin") in {"same-origin", "none"}
+    return origin == f"{request.scheme}://{request.host}"
+
+
+async def authenticate(request: web.Request) -> Actor:
+    """The actor behind ``request``; raises :class:`AuthenticationFailed` if none."""
+    tokens = request.app[TOKENS]
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed(
+                "use 'Authorization: Bearer <token>'", code="bad_authorization"
+            )
+        claims = tokens.verify_access(token.strip(), audience=AUD_API)
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise AuthenticationFailed("log in first")
+        claims = tokens.verify_access(cookie, audience=AUD_SESSION)
+        if request.method not in _SAFE_METHODS and not same_origin(request):
+            raise PermissionDenied("cross-site request refused", code="cross_site")
+    async with request.app[DATABASE].read() as session:
+        return await actor_for(session, claims.account_id)
