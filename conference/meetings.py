@@ -406,6 +406,9 @@ async def cancel_meeting(
     session: AsyncSession, actor: Actor, meeting_id: int, reason: str | None = None
 ) -> MeetingPublic:
     meeting = await get_meeting(session, meeting_id)
+    if meeting.status is MeetingStatus.CANCELLED:
+        # Idempotent: a second click changes nothing and writes no audit entry.
+        return await meeting_public(session, meeting)
     set_status(meeting, MeetingStatus.CANCELLED)
     meeting.revision += 1
     session.add(meeting)
