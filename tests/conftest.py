@@ -64,7 +64,7 @@ def postgres_database() -> Iterator[str]:
     async def create() -> None:
         conn = await asyncpg.connect(admin_dsn, timeout=5)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+            await conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
         finally:
             await conn.close()
         db = Database(str(make_url(POSTGRES_URL).set(database=name)))
@@ -124,7 +124,9 @@ async def seed(db: Database) -> dict[str, int]:
     ids: dict[str, int] = {}
     async with db.write() as session:
         for username, (role, unit_code) in ACCOUNTS.items():
-            unit = (await session.exec(Unit.__table__.select().where(Unit.code == unit_code))).first()  # type: ignore[attr-defined]
+            unit = (
+                await session.exec(Unit.__table__.select().where(Unit.code == unit_code))
+            ).first()  # type: ignore[attr-defined]
             account = Account(
                 username=username,
                 display_name=f"Tài khoản {username}",
@@ -157,7 +159,9 @@ class Api:
         tokens = self.client.app[TOKENS]  # type: ignore[index]
         return str(
             tokens.issue_access(
-                account_id=self.accounts[username], username=username, roles=[role.value],
+                account_id=self.accounts[username],
+                username=username,
+                roles=[role.value],
                 ttl_seconds=600,
             )
         )
@@ -166,14 +170,24 @@ class Api:
         return {"Authorization": f"Bearer {self.token(username)}"}
 
     async def call(
-        self, method: str, path: str, *, as_user: str | None = "thuky", json: Any = None,
-        expect: int | None = None, **kwargs: Any,
+        self,
+        method: str,
+        path: str,
+        *,
+        as_user: str | None = "thuky",
+        json: Any = None,
+        expect: int | None = None,
+        **kwargs: Any,
     ) -> Any:
         headers = dict(kwargs.pop("headers", {}))
         if as_user is not None:
             headers.update(self.auth(as_user))
         response = await self.client.request(method, path, json=json, headers=headers, **kwargs)
-        body: Any = await response.json() if response.content_type == "application/json" else await response.text()
+        body: Any = (
+            await response.json()
+            if response.content_type == "application/json"
+            else await response.text()
+        )
         if expect is not None:
             assert response.status == expect, (response.status, body)
         return body
@@ -181,7 +195,9 @@ class Api:
 
 @pytest.fixture
 def config(tmp_path: Path, database_url: str) -> Config:
-    return Config(data_dir=tmp_path / "data", database_url=database_url, public_url="https://hoinghi.test")
+    return Config(
+        data_dir=tmp_path / "data", database_url=database_url, public_url="https://hoinghi.test"
+    )
 
 
 @pytest.fixture

@@ -5,18 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from conference.accounts import account_public, authenticate, create_account, list_accounts
+from conference.errors import AuthenticationFailed
 from conference.models import AccountCreate, AccountPublic, Role
+from conference.throttle import LoginThrottle
 from conference.tokens import AUD_SESSION
 
 from .api import PUBLIC, SIGNED_IN, Api, Call, json_ok, roles
 from .appkeys import CONFIG, DATABASE, TOKENS
 from .auth import SESSION_COOKIE
+from .errors import error_response
 from .schemas import AccountListOut, LoginOut, LoginRequest
 
 __all__ = ["add_auth_routes"]
 
 
-def add_auth_routes(api: Api) -> None:
+def add_auth_routes(api: Api, throttle: LoginThrottle) -> None:
     @api.route(
         "POST",
         "/api/auth/login",
@@ -25,13 +28,26 @@ def add_auth_routes(api: Api) -> None:
         roles=PUBLIC,
         body=LoginRequest,
         response=LoginOut,
-        errors=(401,),
+        errors=(401, 429),
     )
     async def login(request: web.Request, call: Call) -> web.StreamResponse:
         data: LoginRequest = call.body
         config, tokens = request.app[CONFIG], request.app[TOKENS]
-        async with request.app[DATABASE].write() as session:
-            actor, account = await authenticate(session, data.username, data.password)
+        keys = (f"user:{data.username.lower()}", f"addr:{request.remote}")
+        wait = throttle.retry_after(*keys)
+        if wait > 0:
+            response = error_response(
+                429, "too_many_attempts", "too many wrong passwords; try again later"
+            )
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        try:
+            async with request.app[DATABASE].write() as session:
+                actor, account = await authenticate(session, data.username, data.password)
+        except AuthenticationFailed:
+            throttle.failed(*keys)
+            raise
+        throttle.succeeded(keys[0])
         assert actor.account_id is not None
         role_names = sorted(r.value for r in actor.roles)
         access = tokens.issue_access(

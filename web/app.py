@@ -12,6 +12,7 @@ from conference.db import Database
 from conference.keys import load_or_create_keyring
 from conference.links import JoinLinks
 from conference.migrate import current_revision, head_revision, upgrade
+from conference.throttle import LoginThrottle
 from conference.tokens import TokenService
 
 from .api import Api
@@ -83,7 +84,7 @@ def create_app(config: Config) -> web.Application:
 
     api = Api()
     add_admin_routes(api)
-    add_auth_routes(api)
+    add_auth_routes(api, LoginThrottle())
     add_unit_routes(api)
     add_meeting_routes(api)
     api.install(app)

@@ -37,6 +37,7 @@ _REASONS = {
     413: "body too large",
     415: "wrong content type",
     422: "invalid field",
+    429: "too many attempts",
     503: "not ready",
 }
 

@@ -162,13 +162,17 @@ async def test_reschedule_bumps_revision_and_rechecks_chair(db):
     with pytest.raises(Conflict):
         async with db.write() as s:
             await update_meeting(
-                s, SYSTEM, b.meeting.id,
+                s,
+                SYSTEM,
+                b.meeting.id,
                 MeetingUpdate(starts_at=NOW + timedelta(hours=2), ends_at=NOW + timedelta(hours=4)),
                 now=NOW,
             )
     async with db.write() as s:
         moved = await update_meeting(
-            s, SYSTEM, a.meeting.id,
+            s,
+            SYSTEM,
+            a.meeting.id,
             MeetingUpdate(starts_at=NOW + timedelta(hours=8), ends_at=NOW + timedelta(hours=9)),
             now=NOW,
         )
@@ -193,9 +197,7 @@ async def test_changing_the_chair_moves_the_chair_role(db):
 
 
 async def test_status_transitions_follow_the_table():
-    meeting = Meeting(
-        id=1, title="x", starts_at=NOW, ends_at=NOW, chair_unit_id=1, kind="regular"
-    )
+    meeting = Meeting(id=1, title="x", starts_at=NOW, ends_at=NOW, chair_unit_id=1, kind="regular")
     set_status(meeting, MeetingStatus.OPEN)
     set_status(meeting, MeetingStatus.LIVE)
     with pytest.raises(Conflict) as err:
@@ -234,7 +236,9 @@ async def test_join_token_lifecycle_revoke_and_reissue(db, links):
     )
     async with db.write() as s:
         m = await create_meeting(s, SYSTEM, data)
-        result = await invite_units(s, SYSTEM, m.meeting.id, ["QB-STP"], InvitationRole.OBSERVER, links)
+        result = await invite_units(
+            s, SYSTEM, m.meeting.id, ["QB-STP"], InvitationRole.OBSERVER, links
+        )
     url = result.invitations[0].join_url
     token = url.rsplit("/", 1)[1]
     async with db.read() as s:

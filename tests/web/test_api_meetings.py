@@ -118,14 +118,17 @@ async def test_chair_conflict_and_double_booking_over_http(api):
         "POST", "/api/meetings", json=body(hours_from=1, chair_unit="QB-SKHDT"), expect=201
     )
     warned = {(w["unit"], w["meeting_id"]) for w in second["warnings"]}
-    assert warned == {(u, first["meeting"]["id"]) for u in ["QB-STTTT", "QB-SNV", "QB-BOTRACH-TANTRACH"]}
+    assert warned == {
+        (u, first["meeting"]["id"]) for u in ["QB-STTTT", "QB-SNV", "QB-BOTRACH-TANTRACH"]
+    }
 
 
 async def test_list_filters_by_range_unit_and_status(api):
     ids = []
     for day in range(4):
         created = await api.call(
-            "POST", "/api/meetings",
+            "POST",
+            "/api/meetings",
             json=body(hours_from=24 * day, invited_units=["QB-SNV"] if day % 2 else ["QB-STP"]),
             expect=201,
         )
@@ -136,7 +139,10 @@ async def test_list_filters_by_range_unit_and_status(api):
     assert [m["id"] for m in page["items"]] == ids
     assert page["total"] == 4
 
-    window = {"from": (START + timedelta(hours=23)).isoformat(), "to": (START + timedelta(hours=49)).isoformat()}
+    window = {
+        "from": (START + timedelta(hours=23)).isoformat(),
+        "to": (START + timedelta(hours=49)).isoformat(),
+    }
     page = await api.call("GET", "/api/meetings", params=window, expect=200)
     assert [m["id"] for m in page["items"]] == [ids[1], ids[2]]
 
@@ -174,7 +180,9 @@ async def test_operator_sees_only_its_units_meetings(api):
     page = await api.call("GET", "/api/meetings", as_user="vanhanh", expect=200)  # QB-SNV
     assert [m["id"] for m in page["items"]] == [mine["meeting"]["id"]]
     await api.call("GET", f"/api/meetings/{other['meeting']['id']}", as_user="vanhanh", expect=404)
-    err = await api.call("GET", "/api/meetings", as_user="vanhanh", params={"unit": "QB-STP"}, expect=403)
+    err = await api.call(
+        "GET", "/api/meetings", as_user="vanhanh", params={"unit": "QB-STP"}, expect=403
+    )
     assert err["error"]["code"] == "forbidden"
 
 
@@ -182,15 +190,21 @@ async def test_update_reschedule_and_cancel(api):
     created = await api.call("POST", "/api/meetings", json=body(), expect=201)
     mid = created["meeting"]["id"]
     updated = await api.call(
-        "PATCH", f"/api/meetings/{mid}", json={"title": "Họp đã đổi tên", "kind": "extraordinary"},
+        "PATCH",
+        f"/api/meetings/{mid}",
+        json={"title": "Họp đã đổi tên", "kind": "extraordinary"},
         expect=200,
     )
     assert updated["meeting"]["title"] == "Họp đã đổi tên"
     assert updated["meeting"]["kind"] == "extraordinary"
     new_start = START + timedelta(days=1)
     moved = await api.call(
-        "POST", f"/api/meetings/{mid}/reschedule",
-        json={"starts_at": new_start.isoformat(), "ends_at": (new_start + timedelta(hours=1)).isoformat()},
+        "POST",
+        f"/api/meetings/{mid}/reschedule",
+        json={
+            "starts_at": new_start.isoformat(),
+            "ends_at": (new_start + timedelta(hours=1)).isoformat(),
+        },
         expect=200,
     )
     assert datetime.fromisoformat(moved["meeting"]["starts_at"]) == new_start
@@ -206,7 +220,11 @@ async def test_update_reschedule_and_cancel(api):
     await api.call("GET", "/api/meetings/999999", expect=404)
     async with api.database.read() as s:
         actions = (
-            await s.exec(select(AuditEntry.action).where(AuditEntry.object_id == str(mid)).order_by(AuditEntry.id))
+            await s.exec(
+                select(AuditEntry.action)
+                .where(AuditEntry.object_id == str(mid))
+                .order_by(AuditEntry.id)
+            )
         ).all()
     assert actions == ["meeting.create", "meeting.update", "meeting.reschedule", "meeting.cancel"]
 
@@ -215,7 +233,8 @@ async def test_invitations_links_revoke_reissue(api):
     # Starts soon, so the join links are inside their window (the lobby is open).
     soon = datetime.now(UTC) + timedelta(minutes=10)
     created = await api.call(
-        "POST", "/api/meetings",
+        "POST",
+        "/api/meetings",
         json=body(starts_at=soon.isoformat(), ends_at=(soon + timedelta(hours=1)).isoformat()),
         expect=201,
     )
@@ -226,17 +245,23 @@ async def test_invitations_links_revoke_reissue(api):
     assert by_unit["QB-BOTRACH-TANTRACH"]["unit_name"] == "Xã Tân Trạch"
     assert all(i["join_url"].startswith("https://hoinghi.test/join/") for i in by_unit.values())
 
-    clerk_view = await api.call("GET", f"/api/meetings/{mid}/invitations", as_user="vanthu", expect=200)
+    clerk_view = await api.call(
+        "GET", f"/api/meetings/{mid}/invitations", as_user="vanthu", expect=200
+    )
     assert all(i["join_url"] is None for i in clerk_view["invitations"])
     await api.call("GET", f"/api/meetings/{mid}/invitations", as_user="vanhanh", expect=403)
 
     added = await api.call(
-        "POST", f"/api/meetings/{mid}/invitations", json={"units": ["QB-STP"], "role": "observer"},
+        "POST",
+        f"/api/meetings/{mid}/invitations",
+        json={"units": ["QB-STP"], "role": "observer"},
         expect=201,
     )
     assert added["invitations"][0]["role"] == "observer"
     err = await api.call(
-        "POST", f"/api/meetings/{mid}/invitations", json={"units": ["QB-STP"], "role": "chair"},
+        "POST",
+        f"/api/meetings/{mid}/invitations",
+        json={"units": ["QB-STP"], "role": "chair"},
         expect=409,
     )
     assert err["error"]["code"] == "chair_by_meeting"
