@@ -101,14 +101,24 @@ def _coerce(name: str, value: Any) -> Any:
                 return False
             raise ValueError(value)
         if hint is int:
-            if isinstance(value, bool):
+            if isinstance(value, bool | float):
                 raise ValueError(value)
             return int(value)
         if hint in (Path, Path | None):
-            return Path(value) if value != "" else None
+            if isinstance(value, Path):
+                return value
+            if not isinstance(value, str):
+                raise ValueError(value)
+            if value == "":
+                if hint is Path:
+                    raise ValueError(value)
+                return None
+            return Path(value)
         if hint is str:
-            return str(value)
-    except ValueError as e:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError) as e:
         raise InvalidInput(f"{name}: cannot use {value!r}", field=name) from e
     raise InvalidInput(f"{name}: unsupported type", field=name)  # pragma: no cover
 

@@ -22,6 +22,8 @@ code                       meaning
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -68,6 +70,7 @@ REJECTION_CODES = frozenset(
     }
 )
 
+_COMMON_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti"]
 _JOIN_CLAIMS = ["iss", "aud", "sub", "exp", "nbf", "iat", "jti", "meeting_id", "role"]
 _ACCESS_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "name", "roles"]
 
@@ -158,10 +161,7 @@ class TokenService:
         )
 
     def _decode(self, token: str, audience: str, required: list[str]) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as e:
-            raise _reject("token_malformed", "the token is not a well-formed JWT") from e
+        header = _unverified_header(token)
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise _reject("token_bad_algorithm", f"algorithm {alg!r} is not accepted")
@@ -170,6 +170,8 @@ class TokenService:
         if key is None:
             raise _reject("token_unknown_key", "the token was signed with an unknown key")
         try:
+            # Audience and issuer are checked before the claims of one token kind,
+            # so a token of another kind is refused as such, not as incomplete.
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.secret,
@@ -177,7 +179,7 @@ class TokenService:
                 audience=audience,
                 issuer=self.issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"require": required},
+                options={"require": _COMMON_CLAIMS},
             )
         except jwt.ExpiredSignatureError as e:
             raise _reject("token_expired", "the token has expired") from e
@@ -193,6 +195,9 @@ class TokenService:
             raise _reject("token_missing_claim", f"the token lacks the {e.claim!r} claim") from e
         except jwt.InvalidTokenError as e:
             raise _reject("token_malformed", f"the token is malformed: {e}") from e
+        for claim in required:
+            if claim not in claims:
+                raise _reject("token_missing_claim", f"the token lacks the {claim!r} claim")
         return claims
 
     def verify_join(self, token: str, *, meeting_id: int | None = None) -> JoinClaims:
@@ -231,6 +236,20 @@ class TokenService:
             )
         except (TypeError, ValueError) as e:
             raise _reject("token_malformed", "a claim of the token has the wrong type") from e
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header (RFC 7515 §4), read without trusting it, to pick the key."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise _reject("token_malformed", "the token is not a well-formed JWT")
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _reject("token_malformed", "the token header is not valid") from e
+    if not isinstance(header, dict):
+        raise _reject("token_malformed", "the token header is not an object")
+    return header
 
 
 def _int(value: Any) -> int:
