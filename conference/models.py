@@ -26,6 +26,7 @@ __all__ = [
     "AttendanceEvent",
     "AttendanceKind",
     "AuditEntry",
+    "ChatMessage",
     "Invitation",
     "InvitationRole",
     "Meeting",
@@ -34,6 +35,7 @@ __all__ = [
     "MeetingPublic",
     "MeetingStatus",
     "MeetingUpdate",
+    "PresenceHeartbeat",
     "Recording",
     "RecordingStatus",
     "Role",
@@ -100,6 +102,7 @@ class AttendanceKind(enum.StrEnum):
     REMOVE = "remove"
     HEARTBEAT = "heartbeat"
     CRASH_CLOSE = "crash_close"
+    ROLL_CALL = "roll_call"
 
 
 class RecordingStatus(enum.StrEnum):
@@ -309,6 +312,32 @@ class AttendanceEvent(SQLModel, table=True):
     client_info: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+
+
+class PresenceHeartbeat(SQLModel, table=True):
+    """The last time the server saw an endpoint alive; one row per endpoint, upserted
+    at most every 30 s. After a crash, open intervals are closed at this time."""
+
+    __tablename__ = "presence_heartbeat"
+    participant_session: str = Field(max_length=64, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ChatMessage(SQLModel, table=True):
+    """Chat kept for the record."""
+
+    __tablename__ = "chat_message"
+    __table_args__ = (sa.Index("ix_chat_meeting_at", "meeting_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id")
+    participant_session: str = Field(max_length=64)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    display_name: str = Field(max_length=200)
+    recipients: str = Field(max_length=16)
+    text: str = Field(sa_type=sa.Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Recording(SQLModel, table=True):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlmodel import col, func, or_, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .actors import Actor
@@ -90,15 +90,21 @@ async def to_public(session: AsyncSession, unit: Unit) -> UnitPublic:
 
 
 async def list_units(
-    session: AsyncSession, *, kind: UnitKind | None = None, q: str | None = None
+    session: AsyncSession, *, kinds: Sequence[UnitKind] = (), q: str | None = None
 ) -> list[UnitPublic]:
+    """Units, optionally of some kinds, whose code or name contains ``q``.
+
+    The text match is done here, not in SQL: SQLite's ``lower()`` folds only
+    ASCII (so "ĐỒNG HỚI" would not find "Đồng Hới"), and ``LIKE`` would treat
+    ``%`` and ``_`` as wildcards. A province has hundreds of units, not millions.
+    """
     query = select(Unit).order_by(col(Unit.code))
-    if kind is not None:
-        query = query.where(Unit.kind == kind)
+    if kinds:
+        query = query.where(col(Unit.kind).in_(list(kinds)))
+    units = list((await session.exec(query)).all())
     if q:
-        pattern = f"%{q}%"
-        query = query.where(or_(col(Unit.code).ilike(pattern), col(Unit.name).ilike(pattern)))
-    units = (await session.exec(query)).all()
+        needle = q.casefold()
+        units = [u for u in units if needle in u.code.casefold() or needle in u.name.casefold()]
     codes = await _codes_by_id(session, [u.parent_id for u in units])
     return [_public(u, codes.get(u.parent_id) if u.parent_id else None) for u in units]
 
@@ -154,6 +160,9 @@ async def update_unit(
 ) -> UnitPublic:
     unit = await get_unit(session, code)
     changes = data.model_dump(exclude_unset=True)
+    for name in ("name", "kind"):
+        if name in changes and changes[name] is None:
+            raise InvalidInput(f"{name} cannot be null", field=name)
     if "name" in changes and data.name is not None:
         unit.name = data.name
     if "kind" in changes and data.kind is not None:

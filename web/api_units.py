@@ -26,16 +26,14 @@ def add_unit_routes(api: Api) -> None:
         roles=SIGNED_IN,
         response=UnitListOut,
         query=[
-            QueryParam("kind", "central, province, department, district or commune"),
+            QueryParam("kind", "comma-separated: central, province, department, district, commune"),
             QueryParam("q", "text to find in code or name"),
         ],
     )
     async def list_units(request: web.Request, call: Call) -> web.StreamResponse:
         kinds = enum_list_param(request, "kind", UnitKind)
         async with request.app[DATABASE].read() as session:
-            items = await unit_service.list_units(
-                session, kind=kinds[0] if kinds else None, q=str_param(request, "q")
-            )
+            items = await unit_service.list_units(session, kinds=kinds, q=str_param(request, "q"))
         return json_ok(UnitListOut(items=items))
 
     @api.route(

@@ -64,7 +64,8 @@ def own_origin(api: Any) -> str:
 
 
 def error_code(body: Any) -> str:
-    assert isinstance(body, dict) and "error" in body, body
+    assert isinstance(body, dict), body
+    assert "error" in body, body
     return str(body["error"]["code"])
 
 
@@ -95,7 +96,8 @@ async def test_login_with_right_password_returns_token_and_account(api: Any) -> 
     response = await login(api, "thuky")
     assert response.status == 200
     body = await response.json()
-    assert isinstance(body["access_token"], str) and body["access_token"]
+    assert isinstance(body["access_token"], str)
+    assert body["access_token"]
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == api.client.app[CONFIG].api_token_seconds
     account = body["account"]
@@ -207,7 +209,10 @@ async def test_cookie_post_with_null_origin_is_refused_cross_site(api: Any) -> N
 async def test_cookie_post_with_cross_site_fetch_metadata_is_refused(api: Any) -> None:
     assert (await login(api, "thuky")).status == 200
     body = await api.call(
-        "POST", "/api/auth/token", as_user=None, headers={"Sec-Fetch-Site": "cross-site"},
+        "POST",
+        "/api/auth/token",
+        as_user=None,
+        headers={"Sec-Fetch-Site": "cross-site"},
         expect=403,
     )
     assert error_code(body) == "cross_site"
@@ -224,7 +229,10 @@ async def test_cookie_post_with_same_origin_is_allowed(api: Any) -> None:
 async def test_cookie_post_with_same_origin_fetch_metadata_is_allowed(api: Any) -> None:
     assert (await login(api, "thuky")).status == 200
     body = await api.call(
-        "POST", "/api/auth/token", as_user=None, headers={"Sec-Fetch-Site": "same-origin"},
+        "POST",
+        "/api/auth/token",
+        as_user=None,
+        headers={"Sec-Fetch-Site": "same-origin"},
         expect=200,
     )
     assert body["account"]["username"] == "thuky"
@@ -234,8 +242,12 @@ async def test_cross_site_cookie_change_writes_nothing(api: Any) -> None:
     assert (await login(api, "admin")).status == 200
     accounts, audits = await count_rows(api, Account), await count_rows(api, AuditEntry)
     body = await api.call(
-        "POST", "/api/accounts", as_user=None, json=new_account(),
-        headers={"Origin": FOREIGN_ORIGIN}, expect=403,
+        "POST",
+        "/api/accounts",
+        as_user=None,
+        json=new_account(),
+        headers={"Origin": FOREIGN_ORIGIN},
+        expect=403,
     )
     assert error_code(body) == "cross_site"
     assert await count_rows(api, Account) == accounts
@@ -245,15 +257,19 @@ async def test_cross_site_cookie_change_writes_nothing(api: Any) -> None:
 
 async def test_cookie_get_with_foreign_origin_is_allowed_as_it_changes_nothing(api: Any) -> None:
     assert (await login(api, "thuky")).status == 200
-    me = await api.call("GET", "/api/me", as_user=None, headers={"Origin": FOREIGN_ORIGIN},
-                        expect=200)
+    me = await api.call(
+        "GET", "/api/me", as_user=None, headers={"Origin": FOREIGN_ORIGIN}, expect=200
+    )
     assert me["username"] == "thuky"
 
 
 async def test_bearer_post_with_foreign_origin_is_allowed(api: Any) -> None:
     # A bearer token is never sent by a browser on its own: no CSRF risk.
     body = await api.call(
-        "POST", "/api/auth/token", as_user="thuky", headers={"Origin": FOREIGN_ORIGIN},
+        "POST",
+        "/api/auth/token",
+        as_user="thuky",
+        headers={"Origin": FOREIGN_ORIGIN},
         expect=200,
     )
     assert body["account"]["username"] == "thuky"
@@ -285,7 +301,9 @@ async def test_empty_bearer_is_refused_as_bad_authorization(api: Any) -> None:
 
 async def test_expired_bearer_is_refused_token_expired(api: Any) -> None:
     token = api.client.app[TOKENS].issue_access(
-        account_id=api.accounts["thuky"], username="thuky", roles=["secretariat"],
+        account_id=api.accounts["thuky"],
+        username="thuky",
+        roles=["secretariat"],
         ttl_seconds=-60,
     )
     body = await api.call(
@@ -301,7 +319,10 @@ async def test_tampered_bearer_claiming_admin_is_refused_bad_signature(api: Any)
     claims["sub"] = str(api.accounts["admin"])
     forged = ".".join([header, b64url(json.dumps(claims).encode()), signature])
     body = await api.call(
-        "GET", "/api/accounts", as_user=None, headers={"Authorization": f"Bearer {forged}"},
+        "GET",
+        "/api/accounts",
+        as_user=None,
+        headers={"Authorization": f"Bearer {forged}"},
         expect=401,
     )
     assert error_code(body) == "token_bad_signature"
@@ -311,8 +332,11 @@ async def test_bearer_with_altered_signature_is_refused(api: Any) -> None:
     header, payload, signature = api.token("thuky").split(".")
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     body = await api.call(
-        "GET", "/api/me", as_user=None,
-        headers={"Authorization": f"Bearer {header}.{payload}.{flipped}"}, expect=401,
+        "GET",
+        "/api/me",
+        as_user=None,
+        headers={"Authorization": f"Bearer {header}.{payload}.{flipped}"},
+        expect=401,
     )
     assert error_code(body) == "token_bad_signature"
 
@@ -327,15 +351,27 @@ async def test_garbage_bearer_is_refused_malformed(api: Any) -> None:
 async def test_unsigned_alg_none_bearer_is_refused(api: Any) -> None:
     now = int(time.time())
     claims = {
-        "iss": "hoinghi", "aud": "hoinghi-api", "sub": str(api.accounts["admin"]),
-        "name": "admin", "roles": ["admin"], "jti": "x", "iat": now, "exp": now + 600,
+        "iss": "hoinghi",
+        "aud": "hoinghi-api",
+        "sub": str(api.accounts["admin"]),
+        "name": "admin",
+        "roles": ["admin"],
+        "jti": "x",
+        "iat": now,
+        "exp": now + 600,
     }
     token = ".".join(
-        [b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode()),
-         b64url(json.dumps(claims).encode()), ""]
+        [
+            b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode()),
+            b64url(json.dumps(claims).encode()),
+            "",
+        ]
     )
     body = await api.call(
-        "GET", "/api/accounts", as_user=None, headers={"Authorization": f"Bearer {token}"},
+        "GET",
+        "/api/accounts",
+        as_user=None,
+        headers={"Authorization": f"Bearer {token}"},
         expect=401,
     )
     assert error_code(body) == "token_bad_algorithm"
@@ -345,15 +381,24 @@ async def test_bearer_signed_with_unknown_key_is_refused(api: Any) -> None:
     now = int(time.time())
     token = jwt.encode(
         {
-            "iss": "hoinghi", "aud": "hoinghi-api", "sub": str(api.accounts["admin"]),
-            "name": "admin", "roles": ["admin"], "jti": "x", "iat": now, "exp": now + 600,
+            "iss": "hoinghi",
+            "aud": "hoinghi-api",
+            "sub": str(api.accounts["admin"]),
+            "name": "admin",
+            "roles": ["admin"],
+            "jti": "x",
+            "iat": now,
+            "exp": now + 600,
         },
         "a-secret-this-server-never-had-0123456789",
         algorithm="HS256",
         headers={"kid": "not-a-kid-we-hold"},
     )
     body = await api.call(
-        "GET", "/api/accounts", as_user=None, headers={"Authorization": f"Bearer {token}"},
+        "GET",
+        "/api/accounts",
+        as_user=None,
+        headers={"Authorization": f"Bearer {token}"},
         expect=401,
     )
     assert error_code(body) == "token_unknown_key"
@@ -364,16 +409,22 @@ async def test_session_token_used_as_bearer_is_wrong_audience(api: Any) -> None:
     session_token = session_morsel(response).value
     api.client.session.cookie_jar.clear()
     body = await api.call(
-        "GET", "/api/me", as_user=None,
-        headers={"Authorization": f"Bearer {session_token}"}, expect=401,
+        "GET",
+        "/api/me",
+        as_user=None,
+        headers={"Authorization": f"Bearer {session_token}"},
+        expect=401,
     )
     assert error_code(body) == "token_wrong_audience"
 
 
 async def test_api_token_used_as_session_cookie_is_wrong_audience(api: Any) -> None:
     body = await api.call(
-        "GET", "/api/me", as_user=None,
-        headers={"Cookie": f"{SESSION_COOKIE}={api.token('thuky')}"}, expect=401,
+        "GET",
+        "/api/me",
+        as_user=None,
+        headers={"Cookie": f"{SESSION_COOKIE}={api.token('thuky')}"},
+        expect=401,
     )
     assert error_code(body) == "token_wrong_audience"
 
@@ -384,7 +435,10 @@ async def test_api_token_used_as_session_cookie_is_wrong_audience(api: Any) -> N
 async def test_token_endpoint_returns_a_fresh_working_token(api: Any) -> None:
     old = api.token("vanthu")
     body = await api.call(
-        "POST", "/api/auth/token", as_user=None, headers={"Authorization": f"Bearer {old}"},
+        "POST",
+        "/api/auth/token",
+        as_user=None,
+        headers={"Authorization": f"Bearer {old}"},
         expect=200,
     )
     fresh = body["access_token"]
@@ -422,9 +476,7 @@ async def test_logout_clears_the_session_cookie(api: Any) -> None:
 
 async def deactivate(api: Any, username: str) -> None:
     async with api.database.write() as session:
-        account = (
-            await session.exec(select(Account).where(Account.username == username))
-        ).one()
+        account = (await session.exec(select(Account).where(Account.username == username))).one()
         account.active = False
         session.add(account)
 
@@ -440,7 +492,10 @@ async def test_deactivated_account_is_refused_with_valid_bearer(api: Any) -> Non
     )
     assert error_code(body) == "account_disabled"
     body = await api.call(
-        "POST", "/api/auth/token", as_user=None, headers={"Authorization": f"Bearer {token}"},
+        "POST",
+        "/api/auth/token",
+        as_user=None,
+        headers={"Authorization": f"Bearer {token}"},
         expect=401,
     )
     assert error_code(body) == "account_disabled"
@@ -458,9 +513,7 @@ async def test_deactivated_admin_cannot_manage_accounts(api: Any) -> None:
     body = await api.call("GET", "/api/accounts", as_user="admin", expect=401)
     assert error_code(body) == "account_disabled"
     accounts = await count_rows(api, Account)
-    body = await api.call(
-        "POST", "/api/accounts", as_user="admin", json=new_account(), expect=401
-    )
+    body = await api.call("POST", "/api/accounts", as_user="admin", json=new_account(), expect=401)
     assert error_code(body) == "account_disabled"
     assert await count_rows(api, Account) == accounts
 
@@ -499,8 +552,11 @@ async def test_non_admin_cannot_list_accounts(api: Any, username: str) -> None:
 async def test_non_admin_cannot_create_accounts(api: Any, username: str) -> None:
     accounts, audits = await count_rows(api, Account), await count_rows(api, AuditEntry)
     body = await api.call(
-        "POST", "/api/accounts", as_user=username,
-        json=new_account(roles=["admin"]), expect=403,
+        "POST",
+        "/api/accounts",
+        as_user=username,
+        json=new_account(roles=["admin"]),
+        expect=403,
     )
     assert error_code(body) == "forbidden"
     assert await count_rows(api, Account) == accounts
@@ -527,7 +583,8 @@ async def test_admin_creates_account_that_can_log_in(api: Any) -> None:
     assert created in listed["items"]
 
     row = await account_row(api, "nguyenvanan")
-    assert row is not None and row.id == created["id"]
+    assert row is not None
+    assert row.id == created["id"]
     assert "một-mật-khẩu-đủ-dài" not in row.password_hash  # stored hashed
 
     response = await login(api, "nguyenvanan", "một-mật-khẩu-đủ-dài")
@@ -544,12 +601,13 @@ async def test_admin_creates_account_that_can_log_in(api: Any) -> None:
     ],
     ids=["nfc", "nfd", "dash-emoji"],
 )
-async def test_vietnamese_display_name_round_trips_unchanged(
-    api: Any, display_name: str
-) -> None:
+async def test_vietnamese_display_name_round_trips_unchanged(api: Any, display_name: str) -> None:
     created = await api.call(
-        "POST", "/api/accounts", as_user="admin",
-        json=new_account(display_name=display_name), expect=201,
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(display_name=display_name),
+        expect=201,
     )
     assert created["display_name"] == display_name
     listed = await api.call("GET", "/api/accounts", as_user="admin", expect=200)
@@ -558,9 +616,7 @@ async def test_vietnamese_display_name_round_trips_unchanged(
     row = await account_row(api, "nguyenvanan")
     assert row is not None
     assert row.display_name.encode("utf-8") == display_name.encode("utf-8")
-    token = (await (await login(api, "nguyenvanan", "một-mật-khẩu-đủ-dài")).json())[
-        "access_token"
-    ]
+    token = (await (await login(api, "nguyenvanan", "một-mật-khẩu-đủ-dài")).json())["access_token"]
     me = await api.call(
         "GET", "/api/me", as_user=None, headers={"Authorization": f"Bearer {token}"}, expect=200
     )
@@ -570,22 +626,29 @@ async def test_vietnamese_display_name_round_trips_unchanged(
 async def test_duplicate_username_is_a_conflict_and_writes_nothing(api: Any) -> None:
     accounts, audits = await count_rows(api, Account), await count_rows(api, AuditEntry)
     body = await api.call(
-        "POST", "/api/accounts", as_user="admin",
-        json=new_account(username="thuky", display_name="Kẻ mạo danh"), expect=409,
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(username="thuky", display_name="Kẻ mạo danh"),
+        expect=409,
     )
     assert error_code(body) == "username_taken"
     assert body["error"]["field"] == "username"
     assert await count_rows(api, Account) == accounts
     assert await count_rows(api, AuditEntry) == audits
     row = await account_row(api, "thuky")
-    assert row is not None and row.display_name == "Tài khoản thuky"
+    assert row is not None
+    assert row.display_name == "Tài khoản thuky"
 
 
 async def test_account_with_unknown_unit_is_refused_and_writes_nothing(api: Any) -> None:
     accounts, audits = await count_rows(api, Account), await count_rows(api, AuditEntry)
     body = await api.call(
-        "POST", "/api/accounts", as_user="admin",
-        json=new_account(unit="QB-KHONGCO"), expect=404,
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(unit="QB-KHONGCO"),
+        expect=404,
     )
     assert error_code(body) == "unknown_unit"
     assert await count_rows(api, Account) == accounts
@@ -597,7 +660,10 @@ async def test_account_with_unknown_unit_is_refused_and_writes_nothing(api: Any)
 async def test_weak_password_is_refused_naming_the_field(api: Any, password: str) -> None:
     accounts, audits = await count_rows(api, Account), await count_rows(api, AuditEntry)
     body = await api.call(
-        "POST", "/api/accounts", as_user="admin", json=new_account(password=password),
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(password=password),
         expect=422,
     )
     assert body["error"]["field"] == "password"
@@ -607,7 +673,10 @@ async def test_weak_password_is_refused_naming_the_field(api: Any, password: str
 
 async def test_password_of_eight_characters_is_accepted(api: Any) -> None:
     await api.call(
-        "POST", "/api/accounts", as_user="admin", json=new_account(password="12345678"),
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(password="12345678"),
         expect=201,
     )
     assert (await login(api, "nguyenvanan", "12345678")).status == 200
@@ -616,8 +685,11 @@ async def test_password_of_eight_characters_is_accepted(api: Any) -> None:
 async def test_unknown_account_field_is_refused_and_writes_nothing(api: Any) -> None:
     accounts, audits = await count_rows(api, Account), await count_rows(api, AuditEntry)
     body = await api.call(
-        "POST", "/api/accounts", as_user="admin",
-        json={**new_account(), "active": False}, expect=422,
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json={**new_account(), "active": False},
+        expect=422,
     )
     assert error_code(body) == "unknown_field"
     assert body["error"]["field"] == "active"
@@ -628,7 +700,10 @@ async def test_unknown_account_field_is_refused_and_writes_nothing(api: Any) -> 
 async def test_unknown_role_is_refused(api: Any) -> None:
     accounts = await count_rows(api, Account)
     body = await api.call(
-        "POST", "/api/accounts", as_user="admin", json=new_account(roles=["superuser"]),
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(roles=["superuser"]),
         expect=422,
     )
     assert body["error"]["field"].startswith("roles")
@@ -641,7 +716,10 @@ async def test_unknown_role_is_refused(api: Any) -> None:
 async def test_account_creation_is_audited(api: Any) -> None:
     before = await api.call("GET", "/api/audit", as_user="admin", expect=200)
     await api.call(
-        "POST", "/api/accounts", as_user="admin", json=new_account(roles=["clerk", "chair"]),
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(roles=["clerk", "chair"]),
         expect=201,
     )
     after = await api.call("GET", "/api/audit", as_user="admin", expect=200)
@@ -653,7 +731,9 @@ async def test_account_creation_is_audited(api: Any) -> None:
     assert entry["actor"] == "admin"
     assert entry["detail"]["roles"] == ["chair", "clerk"]
     filtered = await api.call(
-        "GET", "/api/audit?object_type=account&object_id=nguyenvanan", as_user="admin",
+        "GET",
+        "/api/audit?object_type=account&object_id=nguyenvanan",
+        as_user="admin",
         expect=200,
     )
     assert [e["action"] for e in filtered["items"]] == ["account.create"]
@@ -661,16 +741,20 @@ async def test_account_creation_is_audited(api: Any) -> None:
 
 async def test_refused_account_changes_leave_no_audit_entry(api: Any) -> None:
     await api.call(
-        "POST", "/api/accounts", as_user="admin", json=new_account(username="thuky"),
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(username="thuky"),
         expect=409,
     )
     await api.call(
-        "POST", "/api/accounts", as_user="admin", json=new_account(password="short"),
+        "POST",
+        "/api/accounts",
+        as_user="admin",
+        json=new_account(password="short"),
         expect=422,
     )
-    body = await api.call(
-        "GET", "/api/audit?object_type=account", as_user="admin", expect=200
-    )
+    body = await api.call("GET", "/api/audit?object_type=account", as_user="admin", expect=200)
     assert body["items"] == []
 
 
