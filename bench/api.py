@@ -68,15 +68,19 @@ async def serve(config: Config) -> tuple[web.AppRunner, str, str]:
     db: Database = app[DATABASE]
     async with db.write() as session:
         account = Account(
-            username="bench", display_name="Bench", password_hash=hash_password("bench-bench"),
+            username="bench",
+            display_name="Bench",
+            password_hash=hash_password("bench-bench"),
             roles=[Role.ADMIN.value, Role.SECRETARIAT.value],
         )
         session.add(account)
         await session.flush()
         assert account.id is not None
         token = app[TOKENS].issue_access(
-            account_id=account.id, username="bench",
-            roles=[Role.ADMIN.value, Role.SECRETARIAT.value], ttl_seconds=6 * 3600,
+            account_id=account.id,
+            username="bench",
+            roles=[Role.ADMIN.value, Role.SECRETARIAT.value],
+            ttl_seconds=6 * 3600,
         )
     return runner, f"http://127.0.0.1:{port}", token
 
@@ -143,8 +147,12 @@ async def time_get(
 def report(name: str, samples: list[float], items: int, size: int) -> dict[str, Any]:
     q = statistics.quantiles(samples, n=20)
     row = {
-        "name": name, "p50": statistics.median(samples), "p95": q[18], "max": max(samples),
-        "items": items, "kib": size / 1024,
+        "name": name,
+        "p50": statistics.median(samples),
+        "p95": q[18],
+        "max": max(samples),
+        "items": items,
+        "kib": size / 1024,
     }
     print(
         f"  {name:44} p50 {row['p50']:7.1f} ms  p95 {row['p95']:7.1f} ms  max {row['max']:7.1f} ms"
@@ -181,25 +189,39 @@ async def run(db_kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession(headers=headers) as http:
             async with http.post(
-                f"{base_url}/api/units/import", data=units_csv().encode(),
+                f"{base_url}/api/units/import",
+                data=units_csv().encode(),
                 headers={"Content-Type": "text/csv"},
             ) as r:
                 assert r.status == 200, await r.text()
-            print(f"[{db_kind}] creating {args.meetings} meetings x {args.invites} invitations", flush=True)
-            seconds = await create_meetings(http, base_url, args.meetings, args.invites, args.concurrency)
-            print(f"  created in {seconds:.1f} s ({args.meetings / seconds:.0f} meetings/s, "
-                  f"{seconds / args.meetings * 1000:.1f} ms each with {args.concurrency} in flight)")
+            print(
+                f"[{db_kind}] creating {args.meetings} meetings x {args.invites} invitations",
+                flush=True,
+            )
+            seconds = await create_meetings(
+                http, base_url, args.meetings, args.invites, args.concurrency
+            )
+            print(
+                f"  created in {seconds:.1f} s ({args.meetings / seconds:.0f} meetings/s, "
+                f"{seconds / args.meetings * 1000:.1f} ms each with {args.concurrency} in flight)"
+            )
             if db_kind == "postgresql":
                 async with runner.app[DATABASE].engine.begin() as conn:
                     await conn.exec_driver_sql("ANALYZE")
             month = BASE + timedelta(days=120)
-            month_params = {"from": month.isoformat(), "to": (month + timedelta(days=30)).isoformat()}
+            month_params = {
+                "from": month.isoformat(),
+                "to": (month + timedelta(days=30)).isoformat(),
+            }
             url_list = f"{base_url}/api/meetings"
             cases = [
                 ("month, first page (limit 100)", month_params),
                 ("month, all (limit 1000)", month_params | {"limit": "1000"}),
                 ("one unit, first page (limit 100)", {"unit": "BX-123"}),
-                ("one unit, a month (limit 1000)", month_params | {"unit": "BX-123", "limit": "1000"}),
+                (
+                    "one unit, a month (limit 1000)",
+                    month_params | {"unit": "BX-123", "limit": "1000"},
+                ),
                 ("one unit, page 5 (offset 400)", {"unit": "BX-123", "offset": "400"}),
             ]
             for name, params in cases:
@@ -213,7 +235,9 @@ async def run(db_kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--meetings", type=int, default=10_000)
     parser.add_argument("--invites", type=int, default=30)
@@ -228,7 +252,9 @@ async def main() -> int:
     print("\nsummary (target: list endpoints under 50 ms)")
     for row in all_rows:
         verdict = "ok" if row["p95"] < 50 else "OVER"
-        print(f"  {row['db']:10} {row['name']:44} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  {verdict}")
+        print(
+            f"  {row['db']:10} {row['name']:44} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  {verdict}"
+        )
     return 0
 
 

@@ -45,6 +45,10 @@ class Config:
     session_seconds: int = 12 * 3600
     max_body_bytes: int = 1024 * 1024
     issuer: str = "hoinghi"
+    # A dropped participant may resume its place within this many seconds.
+    reconnect_grace_seconds: int = 30
+    # How often the server records that connected participants are alive.
+    heartbeat_seconds: int = 30
     log_level: str = "INFO"
     config_file: Path | None = field(default=None, compare=False)
 
@@ -76,7 +80,13 @@ class Config:
         for name in ("lobby_minutes", "grace_minutes"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must not be negative", field=name)
-        for name in ("api_token_seconds", "session_seconds", "max_body_bytes"):
+        for name in (
+            "api_token_seconds",
+            "session_seconds",
+            "max_body_bytes",
+            "reconnect_grace_seconds",
+            "heartbeat_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise InvalidInput(f"{name} must be positive", field=name)
 

@@ -165,23 +165,71 @@ class End(_Message):
 
 
 ClientMessage = Annotated[
-    Join | Resume | Leave | Publish | Unpublish | Answer | Ice | Mute | Hand | Chat
-    | RollCallAnswer | Ping | Admit | Deny | MuteParticipant | Remove | Lock | Floor
-    | Recording | RollCallStart | RollCallClose | End,
+    Join
+    | Resume
+    | Leave
+    | Publish
+    | Unpublish
+    | Answer
+    | Ice
+    | Mute
+    | Hand
+    | Chat
+    | RollCallAnswer
+    | Ping
+    | Admit
+    | Deny
+    | MuteParticipant
+    | Remove
+    | Lock
+    | Floor
+    | Recording
+    | RollCallStart
+    | RollCallClose
+    | End,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 KNOWN_TYPES = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for m in (
-        Join, Resume, Leave, Publish, Unpublish, Answer, Ice, Mute, Hand, Chat, RollCallAnswer,
-        Ping, Admit, Deny, MuteParticipant, Remove, Lock, Floor, Recording, RollCallStart,
-        RollCallClose, End,
+        Join,
+        Resume,
+        Leave,
+        Publish,
+        Unpublish,
+        Answer,
+        Ice,
+        Mute,
+        Hand,
+        Chat,
+        RollCallAnswer,
+        Ping,
+        Admit,
+        Deny,
+        MuteParticipant,
+        Remove,
+        Lock,
+        Floor,
+        Recording,
+        RollCallStart,
+        RollCallClose,
+        End,
     )
 )
 MODERATION_TYPES = frozenset(
-    {"admit", "deny", "mute_participant", "remove", "lock", "floor", "recording",
-     "roll_call_start", "roll_call_close", "end"}
+    {
+        "admit",
+        "deny",
+        "mute_participant",
+        "remove",
+        "lock",
+        "floor",
+        "recording",
+        "roll_call_start",
+        "roll_call_close",
+        "end",
+    }
 )
 
 

@@ -166,7 +166,10 @@ class Room:
             self.entry(p)
             for p in self.participants.values()
             if not p.hidden
-            and (p.state is ParticipantState.ACTIVE or (p.state is ParticipantState.DISCONNECTED and p.admitted))
+            and (
+                p.state is ParticipantState.ACTIVE
+                or (p.state is ParticipantState.DISCONNECTED and p.admitted)
+            )
         ]
 
     def lobby_entries(self) -> list[dict[str, Any]]:
@@ -209,7 +212,9 @@ class Room:
 
     def _set_state(self, new: RoomState) -> None:
         if new not in _ROOM_TRANSITIONS[self.state]:
-            raise RequestRefused("forbidden", f"the room is {self.state.value}, cannot become {new.value}")
+            raise RequestRefused(
+                "forbidden", f"the room is {self.state.value}, cannot become {new.value}"
+            )
         log.info("room %s: %s -> %s", self.info.meeting_id, self.state.value, new.value)
         self.state = new
 
@@ -239,7 +244,9 @@ class Room:
             if p.state in (ParticipantState.ACTIVE, ParticipantState.LOBBY):
                 if not p.hidden:
                     fx.attendance.append(
-                        AttendanceRecord(AttendanceKind.LEAVE, p.id, p.unit_id, now, {"reason": "ended"})
+                        AttendanceRecord(
+                            AttendanceKind.LEAVE, p.id, p.unit_id, now, {"reason": "ended"}
+                        )
                     )
                 fx.send((p.id,), {"type": "ended", "reason": reason})
                 fx.closes.append((p.id, 1000, "meeting ended"))
@@ -285,25 +292,30 @@ class Room:
             bandwidth=bandwidth,
         )
         self.participants[p.id] = p
-        direct = (
-            role in (Role.CHAIR, Role.RECORDER)
-            or (self.state is RoomState.LIVE and self.info.auto_admit and not self.locked)
+        direct = role in (Role.CHAIR, Role.RECORDER) or (
+            self.state is RoomState.LIVE and self.info.auto_admit and not self.locked
         )
         fx = Effects()
         if direct:
             p.set_state(ParticipantState.ACTIVE)
             if not p.hidden:
-                fx.attendance.append(AttendanceRecord(AttendanceKind.JOIN, p.id, unit_id, now, client_info))
+                fx.attendance.append(
+                    AttendanceRecord(AttendanceKind.JOIN, p.id, unit_id, now, client_info)
+                )
             fx.reply(p.id, request_id, self._welcome(p, ice_servers, resumed=False))
             fx.extend(self._announce_arrival(p))
         else:
             self.lobby.append(p.id)
-            fx.attendance.append(AttendanceRecord(AttendanceKind.LOBBY, p.id, unit_id, now, client_info))
+            fx.attendance.append(
+                AttendanceRecord(AttendanceKind.LOBBY, p.id, unit_id, now, client_info)
+            )
             fx.reply(p.id, request_id, self._welcome(p, ice_servers, resumed=False))
             fx.extend(self._lobby_changed())
         return p, fx
 
-    def _welcome(self, p: Participant, ice_servers: list[dict[str, Any]], *, resumed: bool) -> dict[str, Any]:
+    def _welcome(
+        self, p: Participant, ice_servers: list[dict[str, Any]], *, resumed: bool
+    ) -> dict[str, Any]:
         return {
             "type": "welcome",
             "protocol": m.PROTOCOL_VERSION,
@@ -390,7 +402,9 @@ class Room:
         in_lobby = p.state is ParticipantState.LOBBY
         if not p.hidden:
             kind = AttendanceKind.DISCONNECT if not in_lobby else AttendanceKind.LEAVE
-            fx.attendance.append(AttendanceRecord(kind, p.id, p.unit_id, now, {"reason": "connection lost"}))
+            fx.attendance.append(
+                AttendanceRecord(kind, p.id, p.unit_id, now, {"reason": "connection lost"})
+            )
         if in_lobby:
             self.lobby.remove(p.id)
             fx.extend(self._lobby_changed())
@@ -436,7 +450,9 @@ class Room:
         if p.admitted:
             p.set_state(ParticipantState.ACTIVE)
             if not p.hidden:
-                fx.attendance.append(AttendanceRecord(AttendanceKind.RECONNECT, p.id, p.unit_id, now))
+                fx.attendance.append(
+                    AttendanceRecord(AttendanceKind.RECONNECT, p.id, p.unit_id, now)
+                )
             fx.reply(p.id, request_id, self._welcome(p, ice_servers, resumed=True))
             if not p.hidden:
                 fx.send(
@@ -484,7 +500,10 @@ class Room:
 
     def _updated(self, p: Participant, fx: Effects) -> None:
         if not p.hidden:
-            fx.send(self._ids(self._in_room()), {"type": "participant_updated", "participant": self.entry(p)})
+            fx.send(
+                self._ids(self._in_room()),
+                {"type": "participant_updated", "participant": self.entry(p)},
+            )
 
     def _on_mute(self, p: Participant, msg: m.Mute, now: datetime) -> Effects:
         if msg.audio is False and p.muted_by_chair and self.floor != p.id:
@@ -549,7 +568,9 @@ class Room:
         }
         call.answers[p.id] = answer
         fx.attendance.append(
-            AttendanceRecord(AttendanceKind.ROLL_CALL, p.id, p.unit_id, now, {"title": call.title} | answer)
+            AttendanceRecord(
+                AttendanceKind.ROLL_CALL, p.id, p.unit_id, now, {"title": call.title} | answer
+            )
         )
         fx.send(self._ids(self._chairs()), self._roll_call_message(for_chair=True))
         fx.send((p.id,), self._roll_call_message(for_chair=False, own=p.id))
@@ -558,9 +579,11 @@ class Room:
     def _roll_call_message(self, *, for_chair: bool, own: str | None = None) -> dict[str, Any]:
         call = self.roll_call
         assert call is not None
-        answers = list(call.answers.values()) if for_chair else [
-            a for pid, a in call.answers.items() if pid == own
-        ]
+        answers = (
+            list(call.answers.values())
+            if for_chair
+            else [a for pid, a in call.answers.items() if pid == own]
+        )
         return {
             "type": "roll_call",
             "state": "closed" if call.closed else "open",
@@ -581,7 +604,13 @@ class Room:
         self.lobby.remove(target.id)
         target.set_state(ParticipantState.ACTIVE)
         fx.attendance.append(
-            AttendanceRecord(AttendanceKind.ADMIT, target.id, target.unit_id, now, {"by": by.id if by else "auto"})
+            AttendanceRecord(
+                AttendanceKind.ADMIT,
+                target.id,
+                target.unit_id,
+                now,
+                {"by": by.id if by else "auto"},
+            )
         )
         fx.send((target.id,), {"type": "admitted", "room": self.snapshot(target)})
         fx.extend(self._announce_arrival(target))
@@ -602,7 +631,9 @@ class Room:
         fx.closes.append((target.id, 4003, "denied"))
         return fx
 
-    def _on_mute_participant(self, p: Participant, msg: m.MuteParticipant, now: datetime) -> Effects:
+    def _on_mute_participant(
+        self, p: Participant, msg: m.MuteParticipant, now: datetime
+    ) -> Effects:
         if msg.participant == "all":
             targets = [q for q in self._in_room() if not q.hidden and not q.is_chair]
         else:
@@ -634,7 +665,10 @@ class Room:
         fx = self._ack(p, msg)
         if self.locked != msg.locked:
             self.locked = msg.locked
-            fx.send(self._ids(self._in_room()), {"type": "room_state", "state": self.state.value, "locked": self.locked})
+            fx.send(
+                self._ids(self._in_room()),
+                {"type": "room_state", "state": self.state.value, "locked": self.locked},
+            )
         return fx
 
     def _on_floor(self, p: Participant, msg: m.Floor, now: datetime) -> Effects:
@@ -696,14 +730,19 @@ class Room:
                 assert p.unit_code == self.info.chair_unit, "a chair endpoint of another unit"
         assert len(set(self.lobby)) == len(self.lobby), "someone twice in the lobby"
         for pid in self.lobby:
-            assert self.participants[pid].state is ParticipantState.LOBBY, "lobby holds a non-waiting participant"
+            assert self.participants[pid].state is ParticipantState.LOBBY, (
+                "lobby holds a non-waiting participant"
+            )
         for p in self.participants.values():
             if p.state is ParticipantState.LOBBY:
                 assert p.id in self.lobby, "a waiting participant missing from the lobby list"
         hand_ids = [h for h, _ in self.hands]
         assert len(set(hand_ids)) == len(hand_ids), "a hand raised twice"
         for pid in hand_ids:
-            assert self.participants[pid].state in (ParticipantState.ACTIVE, ParticipantState.DISCONNECTED)
+            assert self.participants[pid].state in (
+                ParticipantState.ACTIVE,
+                ParticipantState.DISCONNECTED,
+            )
         times = [at for _, at in self.hands]
         assert times == sorted(times), "the hands queue is out of order"
         if self.floor is not None:

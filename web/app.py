@@ -14,13 +14,17 @@ from conference.links import JoinLinks
 from conference.migrate import current_revision, head_revision, upgrade
 from conference.throttle import LoginThrottle
 from conference.tokens import TokenService
+from signaling.bus import InProcessBus
+from signaling.media import NoMedia
+from signaling.rooms import RoomManager, RoomSettings
+from signaling.session import SessionSettings, websocket_handler
 
 from .api import Api
 from .api_admin import add_admin_routes
 from .api_auth import add_auth_routes
 from .api_meetings import add_meeting_routes
 from .api_units import add_unit_routes
-from .appkeys import CONFIG, DATABASE, KEYRING, LINKS, TOKENS
+from .appkeys import BUS, CONFIG, DATABASE, KEYRING, LINKS, ROOMS, SESSIONS, TOKENS
 from .errors import error_middleware
 from .pages import add_page_routes
 
@@ -80,7 +84,24 @@ def create_app(config: Config) -> web.Application:
         grace_minutes=config.grace_minutes,
     )
     app[DATABASE] = Database(config.effective_database_url)
+    app[BUS] = InProcessBus()
+    app[ROOMS] = RoomManager(
+        app[DATABASE],
+        app[BUS],
+        NoMedia(),
+        RoomSettings(
+            reconnect_grace=config.reconnect_grace_seconds,
+            heartbeat_interval=config.heartbeat_seconds,
+            end_grace=config.grace_minutes * 60,
+        ),
+    )
+    app[SESSIONS] = SessionSettings()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_rooms)
+    app.router.add_get(
+        "/ws",
+        websocket_handler(lambda r: (r.app[ROOMS], r.app[DATABASE], r.app[LINKS], r.app[SESSIONS])),
+    )
 
     api = Api()
     add_admin_routes(api)
@@ -90,6 +111,13 @@ def create_app(config: Config) -> web.Application:
     api.install(app)
     add_page_routes(app)
     return app
+
+
+async def _rooms(app: web.Application) -> AsyncIterator[None]:
+    """Close what a crash left open before any room opens; on shutdown, close the sockets."""
+    await app[ROOMS].recover()
+    yield
+    await app[ROOMS].close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -9,11 +9,17 @@ from conference.db import Database
 from conference.keys import KeyRing
 from conference.links import JoinLinks
 from conference.tokens import TokenService
+from signaling.bus import InProcessBus
+from signaling.rooms import RoomManager
+from signaling.session import SessionSettings
 
-__all__ = ["CONFIG", "DATABASE", "KEYRING", "LINKS", "TOKENS"]
+__all__ = ["BUS", "CONFIG", "DATABASE", "KEYRING", "LINKS", "ROOMS", "SESSIONS", "TOKENS"]
 
 CONFIG = web.AppKey("config", Config)
 DATABASE = web.AppKey("database", Database)
 KEYRING = web.AppKey("keyring", KeyRing)
 TOKENS = web.AppKey("tokens", TokenService)
 LINKS = web.AppKey("links", JoinLinks)
+BUS = web.AppKey("bus", InProcessBus)
+ROOMS = web.AppKey("rooms", RoomManager)
+SESSIONS = web.AppKey("session_settings", SessionSettings)
