@@ -134,7 +134,8 @@ async def record_heartbeats(
     statement = statement.on_conflict_do_update(
         index_elements=["participant_session"], set_={"at": statement.excluded.at}
     )
-    await session.execute(statement)
+    connection = await session.connection()
+    await connection.execute(statement)
 
 
 async def close_after_crash(session: AsyncSession, now: datetime) -> list[AttendanceEvent]:

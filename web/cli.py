@@ -1,4 +1,4 @@
-"""The ``hoinghi`` command: serve, demo, db upgrade, user add, units import, keys rotate."""
+"""The ``hoinghi`` command: serve, demo, join, db upgrade, user add, units import, keys rotate."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from conference.models import AccountCreate, Role
 from conference.timezone import to_local
 from conference.tokens import TokenService
 from conference.units import import_units_csv
+from signaling.join_command import EXIT_LOST, run_join
 
 from .app import SchemaOutOfDate, create_app, prepare_database
 from .tls import server_ssl_context
@@ -103,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp = units_sub.add_parser("import", help="create or update units from a CSV file")
     _common(imp)
     imp.add_argument("file", type=Path)
+
+    join = sub.add_parser("join", help="join a meeting from its link as a headless participant")
+    join.add_argument("link", help="the join link, https://host/join/<token>")
+    join.add_argument(
+        "--media", default="none", help="none (test-pattern and FILE need a media engine)"
+    )
+    join.add_argument("--duration", type=float, help="leave after this many seconds")
+    join.add_argument("--display-name", help="the name others see (default: the unit's)")
 
     keys = sub.add_parser("keys", help="token signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -195,7 +204,29 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
+def _join(args: argparse.Namespace) -> int:
+    if args.media != "none":
+        print(
+            f"hoinghi: --media {args.media} needs the embedded media engine, which this "
+            "version does not have yet; use --media none",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return asyncio.run(
+            run_join(args.link, duration=args.duration, display_name=args.display_name)
+        )
+    except ValueError as e:
+        print(f"hoinghi: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"hoinghi: cannot reach the server: {e}", file=sys.stderr)
+        return EXIT_LOST
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "join":
+        return _join(args)
     config = _config(args)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
