@@ -1,24 +1,29 @@
 """The WebSocket transport: one owner task per connection (aiohttp, RFC 6455).
 
 The handler's task reads frames, parses them, checks rate limits and hands
-messages to the room's owner. A writer task, owned by it, drains a bounded
-queue of outgoing frames; a client that does not read is dropped (4008)
-instead of stalling its room. Errors are classified here, once:
-``RequestRefused`` -> an ``error`` message, ``ProtocolViolation`` -> close
-with its code, anything else -> logged, close 1011.
+messages to the room's owner. Frames to the client are written by whoever
+delivers them (the room's owner) straight into the connection's transport
+buffer, serialised once per broadcast; a client whose buffer grows past a bound,
+or stays unread for longer than the send timeout, is dropped (4008) instead of
+stalling its room. Errors are classified here, once: ``RequestRefused`` -> an
+``error`` message, ``ProtocolViolation`` -> close with its code, anything
+else -> logged, close 1011.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
+from websockets.frames import Frame, Opcode
 
 from conference.db import Database
 from conference.errors import DomainError
@@ -35,17 +40,27 @@ __all__ = ["SessionSettings", "websocket_handler"]
 
 log = logging.getLogger(__name__)
 
-_CLOSE = object()
-
 
 @dataclass(frozen=True, slots=True)
 class SessionSettings:
-    send_queue: int = 256
+    # Bytes a client may leave unread before it is dropped as too slow.
+    max_buffered_bytes: int = 1 << 20
+    # How long a client may leave data unread before it is dropped as too slow.
     send_timeout: float = 5.0
     join_timeout: float = 10.0
     # Origins allowed besides the server's own (scheme://host[:port]).
     extra_origins: tuple[str, ...] = ()
     max_refused_in_a_row: int = 200
+
+
+@functools.lru_cache(maxsize=16)
+def text_frame(text: str) -> bytes:
+    """An unmasked text frame (RFC 6455 §5.2: servers do not mask).
+
+    Cached: a broadcast hands the same string to every recipient, so the frame
+    is built once per broadcast, not once per participant.
+    """
+    return Frame(Opcode.TEXT, text.encode("utf-8")).serialize(mask=False)
 
 
 class Session:
@@ -54,6 +69,7 @@ class Session:
     def __init__(
         self,
         ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
         manager: RoomManager,
         db: Database,
         links: JoinLinks,
@@ -61,49 +77,68 @@ class Session:
         remote: str | None,
     ) -> None:
         self.ws = ws
+        self.transport = transport if isinstance(transport, asyncio.WriteTransport) else None
         self.manager = manager
         self.db = db
         self.links = links
         self.settings = settings
         self.remote = remote
-        self.outbox: asyncio.Queue[Any] = asyncio.Queue(settings.send_queue)
         self.runner: RoomRunner | None = None
         self.participant: str | None = None
         self.limits = ConnectionLimits()
         self._closing = False
+        self._backlog_since: float | None = None
+        self._close_task: asyncio.Task[None] | None = None
 
-    # --- Peer: called by the room's owner -------------------------------------
+    # --- Peer: called by the room's owner (and by this session) -----------------
 
     def deliver(self, text: str) -> None:
-        if self._closing:
+        self.deliver_frame(text_frame(text))
+
+    def deliver_frame(self, frame: bytes) -> None:
+        """Write one serialised frame now; never waits, never stalls the caller."""
+        transport = self.transport
+        if self._closing or transport is None or transport.is_closing():
             return
-        try:
-            self.outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        buffered = transport.get_write_buffer_size()
+        now = time.monotonic()
+        if buffered == 0:
+            self._backlog_since = None
+        elif self._backlog_since is None:
+            self._backlog_since = now
+        too_long = (
+            self._backlog_since is not None
+            and now - self._backlog_since > self.settings.send_timeout
+        )
+        if buffered > self.settings.max_buffered_bytes or too_long:
             log.warning("participant %s is not reading; dropping it", self.participant)
-            self._drop(4008, "too slow: the send queue is full")
+            self._drop(4008, "too slow: messages were not read")
+            return
+        transport.write(frame)
 
     def close(self, code: int, reason: str) -> None:
         if self._closing:
             return
         self._closing = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.outbox.put_nowait((_CLOSE, code, reason))
-            return
-        self._drop(code, reason)
+        self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     def _drop(self, code: int, reason: str) -> None:
-        self._closing = True
-        asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
+        self.close(code, reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+            async with asyncio.timeout(self.settings.send_timeout):
+                await self.ws.close(code=code, message=reason.encode()[:120])
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
 
     # --- the owner task -----------------------------------------------------------
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write(), name="ws-writer")
         try:
             await self._read()
         except ProtocolViolation as e:
-            # Queued behind any error message already on its way, so the client reads why.
+            # Written after any error message already sent, so the client reads why.
             self.close(e.close_code, e.message)
         except Exception:
             log.exception("session %s failed", self.participant)
@@ -111,33 +146,10 @@ class Session:
         finally:
             if self.runner is not None and self.participant is not None:
                 self.runner.disconnected(self, self.participant)
-            if not self._closing:
-                self._closing = True
-                with contextlib.suppress(asyncio.QueueFull):
-                    self.outbox.put_nowait((_CLOSE, 1000, ""))
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(writer, timeout=self.settings.send_timeout)
-            writer.cancel()
-            if not self.ws.closed:
-                await self.ws.close()
-
-    async def _write(self) -> None:
-        while True:
-            item = await self.outbox.get()
-            if isinstance(item, tuple) and item[0] is _CLOSE:
-                _, code, reason = item
-                await self.ws.close(code=code, message=reason.encode()[:120])
-                return
-            try:
-                async with asyncio.timeout(self.settings.send_timeout):
-                    await self.ws.send_str(item)
-            except TimeoutError:
-                log.warning("participant %s: send timed out; dropping it", self.participant)
-                self._closing = True
-                await self.ws.close(code=4008, message=b"too slow")
-                return
-            except ConnectionError:
-                return
+            if self._close_task is None:
+                self.close(1000, "")
+            if self._close_task is not None:
+                await self._close_task
 
     def _error(self, refused: RequestRefused, request_id: str | None) -> None:
         payload: dict[str, Any] = {
@@ -274,9 +286,13 @@ def websocket_handler(
                 {"error": {"code": "origin_refused", "message": "cross-origin WebSocket refused"}},
                 status=403,
             )
-        ws = web.WebSocketResponse(max_msg_size=m.MAX_FRAME_BYTES, heartbeat=20.0, autoping=True)
+        # No permessage-deflate (RFC 7692): its zlib state costs ~300 KiB per connection,
+        # more than everything else a participant holds, for frames that are small JSON.
+        ws = web.WebSocketResponse(
+            max_msg_size=m.MAX_FRAME_BYTES, heartbeat=20.0, autoping=True, compress=False
+        )
         await ws.prepare(request)
-        await Session(ws, manager, db, links, settings, request.remote).run()
+        await Session(ws, request.transport, manager, db, links, settings, request.remote).run()
         return ws
 
     return handle
