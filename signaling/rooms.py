@@ -548,6 +548,14 @@ class RoomManager:
             runner.start(utcnow())
             return runner
 
+    def end_room(self, meeting_id: int, reason: str) -> bool:
+        """End a room that is open (its meeting was cancelled or ended from outside)."""
+        runner = self.runners.get(meeting_id)
+        if runner is None or runner.ended:
+            return False
+        runner.call(lambda now: runner.room.end(now, reason), "end")
+        return True
+
     def find_resume(self, resume_token: str) -> RoomRunner | None:
         return next((r for r in self.runners.values() if r.has_resume_token(resume_token)), None)
 

@@ -164,12 +164,18 @@ class Session:
             self.close(refused.close_code, refused.message)
 
     async def _read(self) -> None:
+        # One deadline from the connection's opening: messages other than join do not extend it.
+        join_deadline = time.monotonic() + self.settings.join_timeout
         while not self.ws.closed:
-            timeout = self.settings.join_timeout if self.participant is None else None
+            timeout = None
+            if self.participant is None:
+                timeout = max(join_deadline - time.monotonic(), 0.0)
             try:
                 msg = await self.ws.receive(timeout=timeout)
             except TimeoutError as e:
-                raise ProtocolViolation("not_joined", "join within 10 seconds", 1008) from e
+                late = RequestRefused("not_joined", "join within the time allowed")
+                self._error(late, None)
+                raise ProtocolViolation(late.code, late.message, 1008) from e
             if msg.type is WSMsgType.TEXT:
                 await self._on_text(msg.data)
             elif msg.type is WSMsgType.BINARY:
@@ -288,8 +294,9 @@ def websocket_handler(
             )
         # No permessage-deflate (RFC 7692): its zlib state costs ~300 KiB per connection,
         # more than everything else a participant holds, for frames that are small JSON.
+        # aiohttp refuses a frame whose size equals max_msg_size; the protocol allows 64 KiB.
         ws = web.WebSocketResponse(
-            max_msg_size=m.MAX_FRAME_BYTES, heartbeat=20.0, autoping=True, compress=False
+            max_msg_size=m.MAX_FRAME_BYTES + 1, heartbeat=20.0, autoping=True, compress=False
         )
         await ws.prepare(request)
         await Session(ws, request.transport, manager, db, links, settings, request.remote).run()

@@ -21,7 +21,7 @@ from conference.models import (
 from conference.slugs import ascii_slug
 
 from .api import SIGNED_IN, Api, Call, QueryParam, json_ok, roles
-from .appkeys import CONFIG, DATABASE, LINKS
+from .appkeys import CONFIG, DATABASE, LINKS, ROOMS
 from .params import datetime_param, enum_list_param, int_param, str_param
 from .schemas import (
     CancelRequest,
@@ -175,6 +175,8 @@ def add_meeting_routes(api: Api) -> None:
             meeting = await meeting_service.cancel_meeting(
                 session, call.who, _meeting_id(request), data.reason
             )
+        # Whoever waits in an open lobby is told at once, not at their next message.
+        request.app[ROOMS].end_room(meeting.id, "meeting cancelled")
         return json_ok(meeting)
 
     @api.route(
