@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlmodel import select
-
 from conference.attendance import close_after_crash, record_heartbeats
 from conference.db import Database
 from conference.meetings import set_status
@@ -143,7 +141,7 @@ class RoomRunner:
         self._grace: dict[str, asyncio.TimerHandle] = {}
         self._on_closed = on_closed
         self._task: asyncio.Task[None] | None = None
-        self._media_tasks: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def meeting_id(self) -> int:
@@ -309,8 +307,8 @@ class RoomRunner:
         ]
         if endpoints:
             task = asyncio.create_task(self._write_heartbeats(endpoints, now))
-            self._media_tasks.add(task)
-            task.add_done_callback(self._media_tasks.discard)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self._schedule_heartbeat()
         return Effects()
 
@@ -338,8 +336,8 @@ class RoomRunner:
             )
             return
         task = asyncio.create_task(self._run_media(action.peer, participant.id, msg))
-        self._media_tasks.add(task)
-        task.add_done_callback(self._media_tasks.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _run_media(self, peer: Peer, pid: str, msg: m.ClientMessage) -> None:
         reply: dict[str, Any] | None
@@ -483,7 +481,7 @@ class RoomRunner:
         self.peers.clear()
         for handle in [*self._timers.values(), *self._grace.values()]:
             handle.cancel()
-        for task in list(self._media_tasks):
+        for task in list(self._background):
             task.cancel()
 
 
@@ -566,7 +564,3 @@ class RoomManager:
     async def close(self) -> None:
         await asyncio.gather(*(r.stop() for r in list(self.runners.values())))
         self.runners.clear()
-
-    async def meeting(self, meeting_id: int) -> Meeting | None:
-        async with self.db.read() as session:
-            return (await session.exec(select(Meeting).where(Meeting.id == meeting_id))).first()

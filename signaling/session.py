@@ -112,7 +112,7 @@ class Session:
         )
         if buffered > self.settings.max_buffered_bytes or too_long:
             log.warning("participant %s is not reading; dropping it", self.participant)
-            self._drop(4008, "too slow: messages were not read")
+            self.close(4008, "too slow: messages were not read")
             return
         transport.write(frame)
 
@@ -121,9 +121,6 @@ class Session:
             return
         self._closing = True
         self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
-
-    def _drop(self, code: int, reason: str) -> None:
-        self.close(code, reason)
 
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(ConnectionError, asyncio.TimeoutError):

@@ -54,7 +54,7 @@ def _env() -> dict[str, str]:
 def hoinghi(
     *args: str | Path, data_dir: Path, stdin: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own console script, fixed arguments
+    return subprocess.run(
         [HOINGHI, *map(str, args), "--data-dir", str(data_dir)],
         input=stdin,
         capture_output=True,
@@ -128,7 +128,7 @@ def running(*args: str | Path, data_dir: Path, logs: Path) -> Iterator[Server]:
     logs.mkdir(parents=True, exist_ok=True)
     out, err = logs / f"stdout-{port}.txt", logs / f"stderr-{port}.txt"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
+        process = subprocess.Popen(
             [
                 HOINGHI,
                 *map(str, args),
