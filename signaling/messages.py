@@ -233,11 +233,19 @@ MODERATION_TYPES = frozenset(
 )
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def request_id_of(data: Any) -> str | None:
     """The ``id`` of a message that failed to parse, if it had a usable one."""
     if isinstance(data, dict):
         rid = data.get("id")
-        if isinstance(rid, str) and 0 < len(rid) <= 64:
+        if isinstance(rid, str) and 0 < len(rid) <= 64 and _encodable(rid):
             return rid
     return None
 
@@ -253,6 +261,8 @@ def parse(text: str) -> ClientMessage:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as e:
         raise _bad("the frame is not valid JSON", None) from e
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise _bad(f"the frame is not acceptable JSON: {str(e)[:80]}", None) from e
     if not isinstance(data, dict):
         raise _bad("a message must be a JSON object", None)
     rid = request_id_of(data)
@@ -260,11 +270,18 @@ def parse(text: str) -> ClientMessage:
     if not isinstance(kind, str) or kind not in KNOWN_TYPES:
         raise _bad(f"unknown message type {str(kind)[:40]!r}", rid)
     try:
-        return _ADAPTER.validate_python(data)
+        message = _ADAPTER.validate_python(data)
     except ValidationError as e:
         err = e.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in err["loc"][1:]) or "message"
         raise _bad(f"{kind}: {where}: {err['msg']}", rid) from e
+    try:
+        # JSON escapes can carry lone surrogates ("\ud800"), which no UTF-8 frame can
+        # repeat: refuse them in the fields we keep, before anyone echoes or broadcasts.
+        json.dumps(message.model_dump(), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _bad(f"{kind}: text that is not valid Unicode", rid) from e
+    return message
 
 
 class BadMessage(RequestRefused):

@@ -292,9 +292,7 @@ class Room:
             bandwidth=bandwidth,
         )
         self.participants[p.id] = p
-        direct = role in (Role.CHAIR, Role.RECORDER) or (
-            self.state is RoomState.LIVE and self.info.auto_admit and not self.locked
-        )
+        direct = role in (Role.CHAIR, Role.RECORDER) or self._admits_directly()
         fx = Effects()
         if direct:
             p.set_state(ParticipantState.ACTIVE)
@@ -435,7 +433,9 @@ class Room:
             (
                 q
                 for q in self.participants.values()
-                if secrets.compare_digest(q.resume_token, resume_token)
+                if secrets.compare_digest(
+                    q.resume_token.encode(), resume_token.encode("utf-8", "surrogatepass")
+                )
             ),
             None,
         )
@@ -460,12 +460,24 @@ class Room:
                     {"type": "participant_updated", "participant": self.entry(p)},
                 )
         else:
-            p.set_state(ParticipantState.LOBBY)
-            self.lobby.append(p.id)
-            fx.attendance.append(AttendanceRecord(AttendanceKind.LOBBY, p.id, p.unit_id, now))
-            fx.reply(p.id, request_id, self._welcome(p, ice_servers, resumed=True))
-            fx.extend(self._lobby_changed())
+            if self._admits_directly():
+                # The room went live while it was away: it enters as a new join would.
+                p.set_state(ParticipantState.ACTIVE)
+                fx.attendance.append(
+                    AttendanceRecord(AttendanceKind.ADMIT, p.id, p.unit_id, now, {"by": "auto"})
+                )
+                fx.reply(p.id, request_id, self._welcome(p, ice_servers, resumed=True))
+                fx.extend(self._announce_arrival(p))
+            else:
+                p.set_state(ParticipantState.LOBBY)
+                self.lobby.append(p.id)
+                fx.attendance.append(AttendanceRecord(AttendanceKind.LOBBY, p.id, p.unit_id, now))
+                fx.reply(p.id, request_id, self._welcome(p, ice_servers, resumed=True))
+                fx.extend(self._lobby_changed())
         return p, fx
+
+    def _admits_directly(self) -> bool:
+        return self.state is RoomState.LIVE and self.info.auto_admit and not self.locked
 
     # --- messages from a joined participant ------------------------------------
 
@@ -669,12 +681,18 @@ class Room:
                 self._ids(self._in_room()),
                 {"type": "room_state", "state": self.state.value, "locked": self.locked},
             )
+            if self._admits_directly():
+                # Unlocked: those who waited only because of the lock go in, in order.
+                for pid in list(self.lobby):
+                    fx.extend(self._admit(self.participants[pid], now, by=None))
         return fx
 
     def _on_floor(self, p: Participant, msg: m.Floor, now: datetime) -> Effects:
         target = self.get(msg.participant) if msg.participant is not None else None
         if target is not None and (target.hidden or target.role is Role.OBSERVER):
             raise RequestRefused("forbidden", "observers and the recorder do not take the floor")
+        if target is not None and not target.admitted:
+            raise RequestRefused("forbidden", "admit this participant before giving the floor")
         fx = self._ack(p, msg)
         self.floor = target.id if target is not None else None
         fx.send(self._ids(self._in_room()), {"type": "floor", "participant": self.floor})

@@ -154,6 +154,7 @@ class RoomRunner:
     def start(self, now: datetime) -> None:
         loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name=f"room-{self.meeting_id}")
+        self._task.add_done_callback(self._finished)
         info = self.room.info
         until_live = (info.starts_at - now).total_seconds()
         if until_live <= 0:
@@ -447,6 +448,25 @@ class RoomRunner:
                 future.set_result(outcome)
         for name, data in fx.events:
             self.bus.publish(BusEvent(name, data))
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """If the owner died, fail whoever waits and close every socket (1011): clients
+        reconnect and the manager makes a new owner from the stored state."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("room %s: owner task died", self.meeting_id, exc_info=task.exception())
+        failure = RequestRefused("internal_error", "the room failed; reconnect")
+        while not self._queue.empty():
+            action = self._queue.get_nowait()
+            if isinstance(action, (_Join, _Resume)) and not action.done.done():
+                action.done.set_exception(failure)
+                action.peer.close(1011, "room failed")
+        for peer in self.peers.values():
+            peer.close(1011, "room failed")
+        self.peers.clear()
+        for handle in [*self._timers.values(), *self._grace.values()]:
+            handle.cancel()
+        self._on_closed(self)
 
     async def _shutdown(self) -> None:
         for handle in [*self._timers.values(), *self._grace.values()]:
