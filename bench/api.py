@@ -3,8 +3,8 @@ HTTP API, then time the list endpoints.
 
 Usage::
 
-    .venv/bin/python bench/api.py                      # SQLite and PostgreSQL, 10,000 x 30
-    .venv/bin/python bench/api.py --db sqlite --meetings 2000
+    .venv/bin/python -m bench.api                      # SQLite and PostgreSQL, 10,000 x 30
+    .venv/bin/python -m bench.api --db sqlite --meetings 2000
 
 The server is the real application (``create_app``) on a loopback port; the
 client is aiohttp. Creation runs with a few requests in flight; the timed

@@ -14,7 +14,10 @@ p99. Both servers are measured with the same client process and code.
 
 Usage::
 
-    .venv/bin/python bench/signaling.py [--sizes 50,200,1000] [--rounds 20]
+    .venv/bin/python -m bench.signaling [--sizes 50,200,1000] [--rounds 20]
+
+(Run as a module from the project root: as a script, bench/signaling.py would
+shadow the signaling package.)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import websockets
 from aiohttp import WSMsgType, web
 
 HOINGHI = str(Path(sys.executable).with_name("hoinghi"))
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UNITS = [
     "QB-STTTT",
     "QB-SNV",
@@ -190,7 +194,9 @@ async def start_hoinghi(tmp: Path) -> Server:
 async def start_bare() -> Server:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--bare-server", str(port)], stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "bench.signaling", "--bare-server", str(port)],
+        stdout=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
     )
     await wait_ready(port, proc)
     return Server("bare", proc, f"ws://127.0.0.1:{port}/ws", ["-"])
