@@ -49,6 +49,12 @@ class Config:
     reconnect_grace_seconds: int = 30
     # How often the server records that connected participants are alive.
     heartbeat_seconds: int = 30
+    # ICE servers handed to clients: comma-separated URLs (stun:host:3478, turn:host:3478).
+    stun_urls: str = ""
+    turn_urls: str = ""
+    # Shared with coturn (use-auth-secret); clients get credentials that expire.
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_seconds: int = 24 * 3600
     log_level: str = "INFO"
     config_file: Path | None = field(default=None, compare=False)
 
@@ -86,6 +92,7 @@ class Config:
             "max_body_bytes",
             "reconnect_grace_seconds",
             "heartbeat_seconds",
+            "turn_ttl_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise InvalidInput(f"{name} must be positive", field=name)

@@ -26,6 +26,7 @@ from conference.timezone import utcnow
 from . import messages as m
 from .bus import Bus, BusEvent
 from .errors import RequestRefused
+from .ice import IceServers
 from .media import MediaEngine
 from .participant import ParticipantState, Role
 from .room import Effects, MeetingInfo, Room, RoomState
@@ -50,7 +51,7 @@ class RoomSettings:
     heartbeat_interval: float = 30.0
     # The room ends by itself this long after the scheduled end.
     end_grace: float = 3600.0
-    ice_servers: tuple[dict[str, Any], ...] = ()
+    ice: IceServers = field(default_factory=IceServers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,15 +244,22 @@ class RoomRunner:
                     client_info=a.client_info,
                     bandwidth=a.bandwidth,
                     now=now,
-                    ice_servers=list(self.settings.ice_servers),
+                    ice_servers=self.settings.ice.for_user(a.unit_code),
                     request_id=action.request_id,
                 )
                 self.peers[participant.id] = action.peer
                 pending.futures.append((action.done, participant.id))
             elif isinstance(action, _Resume):
-                participant, fx = room.resume(
-                    action.resume_token, now, list(self.settings.ice_servers), action.request_id
+                known = next(
+                    (
+                        p
+                        for p in room.participants.values()
+                        if p.resume_token == action.resume_token
+                    ),
+                    None,
                 )
+                ice = self.settings.ice.for_user(known.unit_code) if known is not None else []
+                participant, fx = room.resume(action.resume_token, now, ice, action.request_id)
                 replaced = [c for c in fx.closes if c[0] == participant.id and c[1] == 4009]
                 old = self.peers.get(participant.id)
                 if replaced and old is not None and old is not action.peer:

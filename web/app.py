@@ -15,6 +15,7 @@ from conference.migrate import current_revision, head_revision, upgrade
 from conference.throttle import LoginThrottle
 from conference.tokens import TokenService
 from signaling.bus import InProcessBus
+from signaling.ice import IceServers
 from signaling.media import NoMedia
 from signaling.rooms import RoomManager, RoomSettings
 from signaling.session import SessionSettings, websocket_handler
@@ -93,6 +94,9 @@ def create_app(config: Config) -> web.Application:
             reconnect_grace=config.reconnect_grace_seconds,
             heartbeat_interval=config.heartbeat_seconds,
             end_grace=config.grace_minutes * 60,
+            ice=IceServers.from_settings(
+                config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_seconds
+            ),
         ),
     )
     app[SESSIONS] = SessionSettings()
