@@ -116,6 +116,20 @@ def set_status(meeting: Meeting, new: MeetingStatus) -> None:
     meeting.updated_at = utcnow()
 
 
+def overlapping(starts_at: datetime, ends_at: datetime) -> list[Any]:
+    """Filters for meetings overlapping ``[starts_at, ends_at)``.
+
+    The third bound is implied by the first two (no meeting lasts longer than
+    ``MAX_DURATION``) and lets the database use the index on ``starts_at`` for
+    a narrow range instead of every meeting that started earlier.
+    """
+    return [
+        col(Meeting.starts_at) < ends_at,
+        col(Meeting.ends_at) > starts_at,
+        col(Meeting.starts_at) > starts_at - MAX_DURATION,
+    ]
+
+
 def _check_window(starts_at: datetime, ends_at: datetime, *, now: datetime) -> None:
     if ends_at <= starts_at:
         raise InvalidInput(
@@ -141,8 +155,7 @@ async def _chair_conflict(
     query = select(Meeting.id).where(
         Meeting.chair_unit_id == chair_unit.id,
         col(Meeting.status).in_(ACTIVE_STATUSES),
-        col(Meeting.starts_at) < ends_at,
-        col(Meeting.ends_at) > starts_at,
+        *overlapping(starts_at, ends_at),
     )
     if exclude is not None:
         query = query.where(Meeting.id != exclude)
@@ -173,8 +186,7 @@ async def double_bookings(
             col(Invitation.unit_id).in_(unit_ids),
             col(Invitation.revoked_at).is_(None),
             col(Meeting.status).in_(ACTIVE_STATUSES),
-            col(Meeting.starts_at) < ends_at,
-            col(Meeting.ends_at) > starts_at,
+            *overlapping(starts_at, ends_at),
         )
         .order_by(col(Unit.code), col(Meeting.id))
     )
@@ -437,7 +449,8 @@ async def list_meetings(
     count_query = select(func.count()).select_from(Meeting)
     filters: list[Any] = []
     if starts_from is not None:
-        filters.append(col(Meeting.ends_at) > to_utc(starts_from))
+        since = to_utc(starts_from)
+        filters += [col(Meeting.ends_at) > since, col(Meeting.starts_at) > since - MAX_DURATION]
     if starts_to is not None:
         filters.append(col(Meeting.starts_at) < to_utc(starts_to))
     if statuses:

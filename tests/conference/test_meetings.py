@@ -277,3 +277,15 @@ async def test_join_token_window_is_lobby_to_end_plus_grace(db, links):
     not_before, expires = links.window(row)
     assert not_before == row.starts_at - timedelta(minutes=30)
     assert expires == row.ends_at + timedelta(minutes=60)
+
+
+async def test_a_long_meeting_that_started_long_before_still_overlaps(db):
+    # 23 hours long, started 22 hours before the new one: the chair is still busy.
+    async with db.write() as s:
+        await create_meeting(s, SYSTEM, _meeting(1, hours=23), now=NOW)
+    with pytest.raises(Conflict):
+        async with db.write() as s:
+            await create_meeting(s, SYSTEM, _meeting(23, hours=1), now=NOW)
+    # Ending exactly when the next starts is not an overlap.
+    async with db.write() as s:
+        await create_meeting(s, SYSTEM, _meeting(24, hours=1), now=NOW)
