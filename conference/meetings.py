@@ -175,23 +175,33 @@ async def double_bookings(
     ends_at: datetime,
     exclude: int | None,
 ) -> list[ScheduleWarning]:
-    """Warnings for units already invited to an overlapping active meeting."""
+    """Warnings for units already invited to an overlapping active meeting.
+
+    Two narrow queries rather than one join: the overlapping meetings come from
+    the time index (a handful), then their invitations from the (meeting, unit)
+    index. Joined in one query, SQLite drove it from each unit's invitations,
+    which grow with every meeting the unit was ever invited to.
+    """
     if not unit_ids:
         return []
-    query = (
-        select(Unit.code, Meeting.id)
-        .join(Invitation, col(Invitation.meeting_id) == col(Meeting.id))
-        .join(Unit, col(Unit.id) == col(Invitation.unit_id))
-        .where(
-            col(Invitation.unit_id).in_(unit_ids),
-            col(Invitation.revoked_at).is_(None),
-            col(Meeting.status).in_(ACTIVE_STATUSES),
-            *overlapping(starts_at, ends_at),
-        )
-        .order_by(col(Unit.code), col(Meeting.id))
+    window = select(Meeting.id).where(
+        col(Meeting.status).in_(ACTIVE_STATUSES), *overlapping(starts_at, ends_at)
     )
     if exclude is not None:
-        query = query.where(Meeting.id != exclude)
+        window = window.where(Meeting.id != exclude)
+    meeting_ids = list((await session.exec(window)).all())
+    if not meeting_ids:
+        return []
+    query = (
+        select(Unit.code, Invitation.meeting_id)
+        .join(Unit, col(Unit.id) == col(Invitation.unit_id))
+        .where(
+            col(Invitation.meeting_id).in_(meeting_ids),
+            col(Invitation.unit_id).in_(unit_ids),
+            col(Invitation.revoked_at).is_(None),
+        )
+        .order_by(col(Unit.code), col(Invitation.meeting_id))
+    )
     return [
         ScheduleWarning(
             code="unit_double_booked",
