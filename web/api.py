@@ -82,7 +82,13 @@ class Endpoint:
 
 def json_ok(data: Any, status: int = 200) -> web.Response:
     if isinstance(data, BaseModel):
-        data = data.model_dump(mode="json")
+        # pydantic-core writes the JSON itself (UTF-8, Vietnamese unescaped): no dict in between.
+        return web.Response(
+            body=data.model_dump_json().encode("utf-8"),
+            status=status,
+            content_type="application/json",
+            charset="utf-8",
+        )
     return web.json_response(data, status=status, dumps=dumps)
 
 
