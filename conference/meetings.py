@@ -473,7 +473,13 @@ async def list_meetings(
     """
     # Columns, not ORM entities: a month is ~900 rows, and the identity map and
     # per-row validation cost more than the query (profiled on the bench data).
-    query = sa.select(*_LIST_COLUMNS, col(Unit.code)).join(
+    invited_count = (
+        sa.select(func.count())
+        .where(col(Invitation.meeting_id) == col(Meeting.id), col(Invitation.revoked_at).is_(None))
+        .correlate(Meeting)
+        .scalar_subquery()
+    )
+    query = sa.select(*_LIST_COLUMNS, col(Unit.code), invited_count).join(
         Unit, col(Unit.id) == col(Meeting.chair_unit_id)
     )
     count_query = select(func.count()).select_from(Meeting)
@@ -508,20 +514,11 @@ async def list_meetings(
     # A Core select: run it on the session's connection (SQLModel's exec() wants ORM selects).
     rows = (await (await session.connection()).execute(query)).all()
     total = (await session.exec(count_query)).one()
-    ids = [row[0] for row in rows]
-    counts: dict[int, int] = {}
-    if ids:
-        counted = await session.exec(
-            select(Invitation.meeting_id, func.count())
-            .where(col(Invitation.meeting_id).in_(ids), col(Invitation.revoked_at).is_(None))
-            .group_by(col(Invitation.meeting_id))
-        )
-        counts = dict(counted.all())
     items = [
         MeetingPublic.model_construct(
-            **dict(zip(_LIST_FIELDS, row[:-1], strict=True)),
-            chair_unit=row[-1],
-            invited_count=counts.get(row[0], 0),
+            **dict(zip(_LIST_FIELDS, row[: len(_LIST_FIELDS)], strict=True)),
+            chair_unit=row[-2],
+            invited_count=row[-1],
         )
         for row in rows
     ]
