@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import sqlalchemy as sa
+
 from conference.attendance import close_after_crash, record_heartbeats
 from conference.db import Database
 from conference.meetings import set_status
@@ -391,33 +393,40 @@ class RoomRunner:
             return
         meeting_id = self.meeting_id
         async with self.db.write() as session:
-            session.add_all(
-                [
-                    AttendanceEvent(
-                        meeting_id=meeting_id,
-                        unit_id=r.unit_id,
-                        participant_session=r.participant,
-                        kind=r.kind,
-                        at=r.at,
-                        client_info=r.info,
-                    )
-                    for r in fx.attendance
-                ]
-            )
-            session.add_all(
-                [
-                    ChatMessage(
-                        meeting_id=meeting_id,
-                        participant_session=c.participant,
-                        unit_id=c.unit_id,
-                        display_name=c.display_name,
-                        recipients=c.to,
-                        text=c.text,
-                        at=c.at,
-                    )
-                    for c in fx.chats
-                ]
-            )
+            # Core inserts (executemany), not ORM objects: this write sits between a
+            # chat and its broadcast, and the unit-of-work flush costs more than it.
+            connection = await session.connection()
+            if fx.attendance:
+                await connection.execute(
+                    sa.insert(AttendanceEvent),
+                    [
+                        {
+                            "meeting_id": meeting_id,
+                            "unit_id": r.unit_id,
+                            "participant_session": r.participant,
+                            "kind": r.kind,
+                            "at": r.at,
+                            "client_info": r.info,
+                        }
+                        for r in fx.attendance
+                    ],
+                )
+            if fx.chats:
+                await connection.execute(
+                    sa.insert(ChatMessage),
+                    [
+                        {
+                            "meeting_id": meeting_id,
+                            "participant_session": c.participant,
+                            "unit_id": c.unit_id,
+                            "display_name": c.display_name,
+                            "recipients": c.to,
+                            "text": c.text,
+                            "at": c.at,
+                        }
+                        for c in fx.chats
+                    ],
+                )
             if fx.status is not None:
                 meeting = await session.get(Meeting, meeting_id)
                 if meeting is not None:
