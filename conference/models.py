@@ -38,6 +38,7 @@ __all__ = [
     "PresenceHeartbeat",
     "Recording",
     "RecordingStatus",
+    "RevokedToken",
     "Role",
     "Unit",
     "UnitCreate",
@@ -338,6 +339,15 @@ class ChatMessage(SQLModel, table=True):
     recipients: str = Field(max_length=16)
     text: str = Field(sa_type=sa.Text)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RevokedToken(SQLModel, table=True):
+    """Access and session tokens ended before their expiry (logout). Rows are
+    useless once ``expires_at`` passes and are purged then."""
+
+    __tablename__ = "revoked_token"
+    jti: str = Field(max_length=64, primary_key=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
 class Recording(SQLModel, table=True):

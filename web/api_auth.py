@@ -7,12 +7,14 @@ from aiohttp import web
 from conference.accounts import account_public, authenticate, create_account, list_accounts
 from conference.errors import AuthenticationFailed
 from conference.models import AccountCreate, AccountPublic, Role
+from conference.revocation import revoke
 from conference.throttle import LoginThrottle
+from conference.timezone import utcnow
 from conference.tokens import AUD_SESSION
 
 from .api import PUBLIC, SIGNED_IN, Api, Call, json_ok, roles
 from .appkeys import CONFIG, DATABASE, TOKENS
-from .auth import SESSION_COOKIE
+from .auth import SESSION_COOKIE, presented_tokens
 from .errors import error_response
 from .schemas import AccountListOut, LoginOut, LoginRequest
 
@@ -86,6 +88,13 @@ def add_auth_routes(api: Api, throttle: LoginThrottle) -> None:
         status=204,
     )
     async def logout(request: web.Request, call: Call) -> web.StreamResponse:
+        # End the session cookie and the bearer token this request carries, on the
+        # server too: a copied cookie must not outlive the logout.
+        presented = presented_tokens(request)
+        if presented:
+            async with request.app[DATABASE].write() as session:
+                for claims in presented:
+                    await revoke(session, claims, utcnow())
         response = web.Response(status=204)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response

@@ -11,12 +11,13 @@ from aiohttp import web
 
 from conference.accounts import actor_for
 from conference.actors import Actor
-from conference.errors import AuthenticationFailed, PermissionDenied
-from conference.tokens import AUD_API, AUD_SESSION
+from conference.errors import AuthenticationFailed, PermissionDenied, TokenRejected
+from conference.revocation import is_revoked
+from conference.tokens import AUD_API, AUD_SESSION, AccessClaims
 
 from .appkeys import DATABASE, TOKENS
 
-__all__ = ["SESSION_COOKIE", "authenticate", "same_origin"]
+__all__ = ["SESSION_COOKIE", "authenticate", "presented_tokens", "same_origin"]
 
 SESSION_COOKIE = "hoinghi_session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -48,4 +49,23 @@ async def authenticate(request: web.Request) -> Actor:
         if request.method not in _SAFE_METHODS and not same_origin(request):
             raise PermissionDenied("cross-site request refused", code="cross_site")
     async with request.app[DATABASE].read() as session:
+        if await is_revoked(session, claims.jti):
+            raise TokenRejected("this token was ended by a logout", code="token_revoked")
         return await actor_for(session, claims.account_id)
+
+
+def presented_tokens(request: web.Request) -> list[AccessClaims]:
+    """The valid access and session tokens a request carries (for logout)."""
+    tokens = request.app[TOKENS]
+    found: list[AccessClaims] = []
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    candidates = [(bearer.strip(), AUD_API)] if scheme.lower() == "bearer" else []
+    candidates.append((request.cookies.get(SESSION_COOKIE, ""), AUD_SESSION))
+    for token, audience in candidates:
+        if not token:
+            continue
+        try:
+            found.append(tokens.verify_access(token, audience=audience))
+        except TokenRejected:
+            continue
+    return found
