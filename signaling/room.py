@@ -230,8 +230,7 @@ class Room:
         if self.info.recording:
             fx.extend(self._set_recording(True, now))
         if self.info.auto_admit and not self.locked:
-            for pid in list(self.lobby):
-                fx.extend(self._admit(self.participants[pid], now, by=None))
+            fx.extend(self._admit_lobby(now))
         return fx
 
     def end(self, now: datetime, reason: str) -> Effects:
@@ -429,16 +428,7 @@ class Room:
         request_id: str | None = None,
     ) -> tuple[Participant, Effects]:
         """A dropped participant is back within the grace window: same id, fresh snapshot."""
-        p = next(
-            (
-                q
-                for q in self.participants.values()
-                if secrets.compare_digest(
-                    q.resume_token.encode(), resume_token.encode("utf-8", "surrogatepass")
-                )
-            ),
-            None,
-        )
+        p = self.holder_of(resume_token)
         if p is None or p.state is ParticipantState.LEFT or self.state is RoomState.ENDED:
             raise RequestRefused("resume_expired", "too late to resume; join again")
         fx = Effects()
@@ -475,6 +465,25 @@ class Room:
                 fx.reply(p.id, request_id, self._welcome(p, ice_servers, resumed=True))
                 fx.extend(self._lobby_changed())
         return p, fx
+
+    def holder_of(self, resume_token: str) -> Participant | None:
+        """The participant a resume token belongs to (compared in constant time)."""
+        offered = resume_token.encode("utf-8", "surrogatepass")
+        return next(
+            (
+                q
+                for q in self.participants.values()
+                if secrets.compare_digest(q.resume_token.encode(), offered)
+            ),
+            None,
+        )
+
+    def _admit_lobby(self, now: datetime) -> Effects:
+        """Admit everyone waiting, in the order they arrived (auto-admit)."""
+        fx = Effects()
+        for pid in list(self.lobby):
+            fx.extend(self._admit(self.participants[pid], now, by=None))
+        return fx
 
     def _admits_directly(self) -> bool:
         return self.state is RoomState.LIVE and self.info.auto_admit and not self.locked
@@ -683,8 +692,7 @@ class Room:
             )
             if self._admits_directly():
                 # Unlocked: those who waited only because of the lock go in, in order.
-                for pid in list(self.lobby):
-                    fx.extend(self._admit(self.participants[pid], now, by=None))
+                fx.extend(self._admit_lobby(now))
         return fx
 
     def _on_floor(self, p: Participant, msg: m.Floor, now: datetime) -> Effects:

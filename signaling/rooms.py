@@ -204,7 +204,7 @@ class RoomRunner:
         self._queue.put_nowait(_Call(step, name))
 
     def has_resume_token(self, token: str) -> bool:
-        return any(p.resume_token == token for p in self.room.participants.values())
+        return self.room.holder_of(token) is not None
 
     # --- the owner ---------------------------------------------------------------
 
@@ -252,14 +252,7 @@ class RoomRunner:
                 self.peers[participant.id] = action.peer
                 pending.futures.append((action.done, participant.id))
             elif isinstance(action, _Resume):
-                known = next(
-                    (
-                        p
-                        for p in room.participants.values()
-                        if p.resume_token == action.resume_token
-                    ),
-                    None,
-                )
+                known = room.holder_of(action.resume_token)
                 ice = self.settings.ice.for_user(known.unit_code) if known is not None else []
                 participant, fx = room.resume(action.resume_token, now, ice, action.request_id)
                 replaced = [c for c in fx.closes if c[0] == participant.id and c[1] == 4009]
