@@ -7,7 +7,6 @@ others only ever arrive by accident or by attack.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Annotated
 
@@ -44,5 +43,3 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterVali
 Title = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(_line)]
 AgendaItem = Annotated[str, StringConstraints(min_length=1, max_length=1000), AfterValidator(_text)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
-
-CODE_PATTERN = re.compile(_CODE)

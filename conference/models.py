@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, NewType
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, ConfigDict, field_serializer
@@ -48,10 +48,6 @@ __all__ = [
     "WebhookSubscription",
 ]
 
-UnitId = NewType("UnitId", int)
-AccountId = NewType("AccountId", int)
-MeetingId = NewType("MeetingId", int)
-InvitationId = NewType("InvitationId", int)
 
 # Typed Any: SQLModel declares model_config as its own TypedDict subclass.
 _FORBID: Any = ConfigDict(extra="forbid")
