@@ -79,9 +79,14 @@ class Answer(_Message):
     sdp: Sdp
 
 
+class Resubscribe(_Message):
+    type: Literal["resubscribe"]
+
+
 class Ice(_Message):
     type: Literal["ice"]
     target: Literal["publish", "subscribe"]
+    source: Literal["camera", "screen"] = "camera"
     candidate: Annotated[str, StringConstraints(max_length=1000)]
     sdp_mid: ShortText | None = None
     sdp_mline_index: Annotated[int, Field(ge=0, le=1000)] | None = None
@@ -145,6 +150,11 @@ class Floor(_Message):
     participant: ParticipantRef | None
 
 
+class Presenter(_Message):
+    type: Literal["presenter"]
+    participant: ParticipantRef | None
+
+
 class Recording(_Message):
     type: Literal["recording"]
     on: bool
@@ -171,6 +181,7 @@ ClientMessage = Annotated[
     | Publish
     | Unpublish
     | Answer
+    | Resubscribe
     | Ice
     | Mute
     | Hand
@@ -183,6 +194,7 @@ ClientMessage = Annotated[
     | Remove
     | Lock
     | Floor
+    | Presenter
     | Recording
     | RollCallStart
     | RollCallClose
@@ -199,6 +211,7 @@ KNOWN_TYPES = frozenset(
         Publish,
         Unpublish,
         Answer,
+        Resubscribe,
         Ice,
         Mute,
         Hand,
@@ -211,6 +224,7 @@ KNOWN_TYPES = frozenset(
         Remove,
         Lock,
         Floor,
+        Presenter,
         Recording,
         RollCallStart,
         RollCallClose,
@@ -225,6 +239,7 @@ MODERATION_TYPES = frozenset(
         "remove",
         "lock",
         "floor",
+        "presenter",
         "recording",
         "roll_call_start",
         "roll_call_close",

@@ -28,6 +28,7 @@ from conference.models import AttendanceKind
 
 from . import messages as m
 from .errors import RequestRefused
+from .media import Bandwidth, MemberPolicy, RoomPolicy
 from .participant import Participant, ParticipantState, Role
 
 __all__ = [
@@ -128,6 +129,10 @@ def new_id() -> str:
     return secrets.token_hex(6)
 
 
+def _bandwidth(value: str) -> Bandwidth:
+    return "low" if value == "low" else "audio" if value == "audio" else "full"
+
+
 class Room:
     """One meeting's live state. Only its owner task calls these methods."""
 
@@ -138,6 +143,7 @@ class Room:
         self.lobby: list[str] = []
         self.hands: list[tuple[str, datetime]] = []
         self.floor: str | None = None
+        self.presenter: str | None = None  # may share a screen (given by the chair)
         self.locked = False
         self.recording = False
         self.roll_call: RollCall | None = None
@@ -195,6 +201,7 @@ class Room:
             "locked": self.locked,
             "recording": self.recording,
             "floor": self.floor,
+            "presenter": self.presenter,
             "hands": self.hands_message()["queue"],
             "roster": self.roster(),
         }
@@ -380,6 +387,9 @@ class Room:
         if self.floor == p.id:
             self.floor = None
             fx.send(self._ids(self._in_room()), {"type": "floor", "participant": None})
+        if self.presenter == p.id:
+            self.presenter = None
+            fx.send(self._ids(self._in_room()), {"type": "presenter", "participant": None})
         return fx
 
     def leave(self, pid: str, now: datetime, request_id: str | None = None) -> Effects:
@@ -713,6 +723,38 @@ class Room:
             self._updated(target, fx)
         return fx
 
+    def _on_presenter(self, p: Participant, msg: m.Presenter, now: datetime) -> Effects:
+        target = self.get(msg.participant) if msg.participant is not None else None
+        if target is not None and (target.hidden or target.role is Role.OBSERVER):
+            raise RequestRefused("forbidden", "observers and the recorder do not present")
+        if target is not None and target.state is not ParticipantState.ACTIVE:
+            raise RequestRefused("forbidden", "only a participant in the room can present")
+        fx = self._ack(p, msg)
+        self.presenter = target.id if target is not None else None
+        fx.send(self._ids(self._in_room()), {"type": "presenter", "participant": self.presenter})
+        return fx
+
+    def media_policy(self, last_n: int) -> RoomPolicy:
+        """Who is in the room's media and what Last-N needs to know.
+
+        Disconnected participants keep their media through the grace window: a
+        WebSocket that drops often leaves the WebRTC connections working.
+        """
+        members = tuple(
+            MemberPolicy(
+                id=p.id,
+                is_chair=p.is_chair,
+                bandwidth=_bandwidth(p.bandwidth),
+                publishes=not p.hidden and p.role is not Role.OBSERVER,
+                audio_muted=p.audio_muted or p.muted_by_chair,
+                video_muted=p.video_muted,
+                everything=p.hidden,
+            )
+            for p in self.participants.values()
+            if p.admitted and p.state in (ParticipantState.ACTIVE, ParticipantState.DISCONNECTED)
+        )
+        return RoomPolicy(members, floor=self.floor, presenter=self.presenter, last_n=last_n)
+
     def _set_recording(self, on: bool, now: datetime) -> Effects:
         fx = Effects()
         if self.recording == on:
@@ -773,5 +815,7 @@ class Room:
         assert times == sorted(times), "the hands queue is out of order"
         if self.floor is not None:
             assert self.participants[self.floor].state is not ParticipantState.LEFT
+        if self.presenter is not None:
+            assert self.participants[self.presenter].state is not ParticipantState.LEFT
         if self.state is RoomState.ENDED:
             assert all(p.state is ParticipantState.LEFT for p in self.participants.values())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from . import messages as m
 from .bus import Bus, BusEvent
 from .errors import RequestRefused
 from .ice import IceServers
-from .media import MediaEngine
+from .media import MediaEngine, MediaEvent, RoomPolicy
 from .participant import ParticipantState, Role
 from .room import Effects, MeetingInfo, Room, RoomState
 
@@ -38,6 +38,7 @@ __all__ = ["Arrival", "Peer", "RoomManager", "RoomRunner", "RoomSettings"]
 log = logging.getLogger(__name__)
 
 BATCH = 64
+MEDIA_TYPES = frozenset({"publish", "unpublish", "answer", "resubscribe", "ice"})
 
 
 class Peer(Protocol):
@@ -54,6 +55,8 @@ class RoomSettings:
     # The room ends by itself this long after the scheduled end.
     end_grace: float = 3600.0
     ice: IceServers = field(default_factory=IceServers)
+    # Camera videos each full-bandwidth site receives, besides the chair and the floor.
+    last_n: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,13 @@ class RoomRunner:
         self._on_closed = on_closed
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Media calls run one at a time, in order (a policy before the publish that
+        # follows it, a publish before its ICE candidates), off the owner task.
+        self._media_calls: asyncio.Queue[tuple[Callable[[], Awaitable[None]], str]] = (
+            asyncio.Queue()
+        )
+        self._media_task: asyncio.Task[None] | None = None
+        self._sent_policy: RoomPolicy | None = None
 
     @property
     def meeting_id(self) -> int:
@@ -231,6 +241,7 @@ class RoomRunner:
             if self.ended:
                 await self._shutdown()
                 return
+            self._sync_media()
 
     def _step(self, action: _Action, now: datetime, pending: _Pending) -> None:
         room = self.room
@@ -261,6 +272,8 @@ class RoomRunner:
                     old.close(4009, replaced[0][2])
                 fx.closes = [c for c in fx.closes if c not in replaced]
                 self.peers[participant.id] = action.peer
+                pid = participant.id
+                self._media_call(lambda: self.media.refresh(self.meeting_id, pid), "refresh")
                 timer = self._grace.pop(participant.id, None)
                 if timer is not None:
                     timer.cancel()
@@ -268,7 +281,7 @@ class RoomRunner:
             elif isinstance(action, _Message):
                 if self.peers.get(action.participant) is not action.peer:
                     return  # a message from a replaced connection
-                if action.message.type in ("publish", "unpublish", "answer", "ice"):
+                if action.message.type in MEDIA_TYPES:
                     self._media(action, pending)
                     return
                 fx = room.handle(action.participant, action.message, now)
@@ -334,14 +347,61 @@ class RoomRunner:
                 (action.peer, RequestRefused("forbidden", "wait until you are admitted"), msg.id)
             )
             return
+        refusal = None
         if msg.type == "publish" and participant.role is Role.OBSERVER:
-            pending.errors.append(
-                (action.peer, RequestRefused("forbidden", "observers do not publish"), msg.id)
-            )
+            refusal = RequestRefused("forbidden", "observers do not publish")
+        elif (
+            isinstance(msg, m.Publish)
+            and msg.source == "screen"
+            and self.room.presenter != participant.id
+        ):
+            refusal = RequestRefused("forbidden", "the chair has not made you the presenter")
+        if refusal is not None:
+            pending.errors.append((action.peer, refusal, msg.id))
             return
-        task = asyncio.create_task(self._run_media(action.peer, participant.id, msg))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        peer, pid = action.peer, participant.id
+        self._media_call(lambda: self._run_media(peer, pid, msg), msg.type)
+
+    def _media_call(self, call: Callable[[], Awaitable[None]], name: str) -> None:
+        self._media_calls.put_nowait((call, name))
+        if self._media_task is None or self._media_task.done():
+            self._media_task = asyncio.create_task(
+                self._media_loop(), name=f"room-{self.meeting_id}-media"
+            )
+
+    async def _media_loop(self) -> None:
+        while True:
+            call, name = await self._media_calls.get()
+            try:
+                await call()
+            except RequestRefused as refused:
+                log.warning("room %s: media %s refused: %s", self.meeting_id, name, refused.message)
+            except Exception:
+                log.exception("room %s: media %s failed", self.meeting_id, name)
+
+    def _sync_media(self) -> None:
+        """Tell the engine who is in the room's media, when that changed."""
+        policy = self.room.media_policy(self.settings.last_n)
+        if policy == self._sent_policy:
+            return
+        self._sent_policy = policy
+        self._media_call(lambda: self.media.set_policy(self.meeting_id, policy), "policy")
+
+    def media_event(self, event: MediaEvent, now: datetime) -> Effects:
+        """An engine event, on the owner task: protocol messages for the room."""
+        fx = Effects()
+        everyone = [
+            p.id for p in self.room.participants.values() if p.state is ParticipantState.ACTIVE
+        ]
+        if event.type in ("subscribe_offer", "video_pause") and event.participant is not None:
+            fx.send([event.participant], {"type": event.type, **event.data})
+        elif event.type == "active_speaker":
+            fx.send(everyone, {"type": "active_speaker", "participant": event.data["participant"]})
+        elif event.type == "media_reset":
+            # A new worker knows nothing of this room: send it everything again.
+            self._sent_policy = None
+            fx.send(everyone, {"type": "media_reset", "reason": event.data.get("reason", "")})
+        return fx
 
     async def _run_media(self, peer: Peer, pid: str, msg: m.ClientMessage) -> None:
         reply: dict[str, Any] | None
@@ -355,17 +415,21 @@ class RoomRunner:
             elif isinstance(msg, m.Answer):
                 await self.media.subscriber_answer(self.meeting_id, pid, msg.offer_id, msg.sdp)
                 reply = {"type": "ack"}
+            elif isinstance(msg, m.Resubscribe):
+                await self.media.resubscribe(self.meeting_id, pid)
+                reply = {"type": "ack"}
             elif isinstance(msg, m.Ice):
                 await self.media.add_ice_candidate(
                     self.meeting_id,
                     pid,
                     msg.target,
+                    msg.source,
                     msg.candidate,
                     msg.sdp_mid,
                     msg.sdp_mline_index,
                 )
                 reply = None
-            else:  # pragma: no cover - routed here only for the four media types
+            else:  # pragma: no cover - routed here only for the media types
                 return
         except RequestRefused as refused:
             peer.deliver(_error(refused, msg.id))
@@ -483,6 +547,8 @@ class RoomRunner:
             handle.cancel()
         self._timers.clear()
         self._grace.clear()
+        if self._media_task is not None:
+            self._media_task.cancel()
         with contextlib.suppress(Exception):
             await self.media.close_room(self.meeting_id)
         self._on_closed(self)
@@ -513,6 +579,8 @@ class RoomRunner:
             handle.cancel()
         for task in list(self._background):
             task.cancel()
+        if self._media_task is not None:
+            self._media_task.cancel()
 
 
 def _error(refused: RequestRefused, request_id: str | None) -> str:
@@ -532,6 +600,12 @@ class RoomManager:
         self.settings = settings
         self.runners: dict[int, RoomRunner] = {}
         self._lock = asyncio.Lock()
+        media.attach(self._media_event)
+
+    def _media_event(self, meeting_id: int, event: MediaEvent) -> None:
+        runner = self.runners.get(meeting_id)
+        if runner is not None and not runner.ended:
+            runner.call(lambda now: runner.media_event(event, now), "media")
 
     async def recover(self) -> int:
         """Close what a crash left open. Call once at start, before any room opens."""

@@ -34,6 +34,8 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "unpublish": {"type": "unpublish", "source": "screen"},
     "answer": {"type": "answer", "offer_id": "offer-7", "sdp": "v=0\r\n"},
+    "resubscribe": {"type": "resubscribe"},
+    "presenter": {"type": "presenter", "participant": "p-1"},
     "ice": {
         "type": "ice",
         "target": "subscribe",
@@ -98,7 +100,7 @@ def as_plain(value: Any) -> Any:
 
 def test_every_documented_client_type_is_parsed_and_nothing_else():
     documented = documented_client_types()
-    assert len(documented) == 22
+    assert len(documented) == 24
     assert documented == set(m.KNOWN_TYPES)
     assert documented == set(VALID)
 

@@ -435,6 +435,8 @@ MODERATION: list[tuple[str, dict[str, Any]]] = [
     ("lock", {"locked": False}),
     ("floor", {"participant": "snv"}),
     ("floor", {"participant": None}),
+    ("presenter", {"participant": "snv"}),
+    ("presenter", {"participant": None}),
     ("recording", {"on": True}),
     ("roll_call_start", {"title": "Lần hai"}),
     ("roll_call_close", {}),
@@ -674,6 +676,66 @@ def test_the_floor_is_released_when_its_holder_leaves():
     fx = h.send(snv, "leave")
     assert h.room.floor is None
     assert one(fx, chair.id, "floor") == {"type": "floor", "participant": None}
+
+
+def test_the_chair_gives_and_takes_the_presenter_role():
+    h = Harness()
+    chair = h.chair()
+    snv, _ = h.join(SNV)
+    stttt, _ = h.join(STTTT)
+    fx = h.send(chair, "presenter", participant=snv.id)
+    assert h.room.presenter == snv.id
+    for pid in (chair.id, snv.id, stttt.id):
+        assert one(fx, pid, "presenter") == {"type": "presenter", "participant": snv.id}
+    assert h.room.snapshot(stttt)["presenter"] == snv.id
+    assert h.room.media_policy(4).presenter == snv.id
+    fx = h.send(chair, "presenter", participant=None)
+    assert h.room.presenter is None
+    assert one(fx, snv.id, "presenter") == {"type": "presenter", "participant": None}
+    h.refused("unknown_participant", chair, "presenter", participant="nobody")
+
+
+def test_the_presenter_role_ends_when_its_holder_leaves():
+    h = Harness()
+    chair = h.chair()
+    snv, _ = h.join(SNV)
+    h.send(chair, "presenter", participant=snv.id)
+    fx = h.send(snv, "leave")
+    assert h.room.presenter is None
+    assert one(fx, chair.id, "presenter") == {"type": "presenter", "participant": None}
+
+
+def test_observers_and_the_recorder_cannot_present():
+    h = Harness()
+    chair = h.chair()
+    observer, _ = h.join(TANTRACH, Role.OBSERVER)
+    recorder = h.recorder()
+    h.refused("forbidden", chair, "presenter", participant=observer.id)
+    h.refused("forbidden", chair, "presenter", participant=recorder.id)
+    assert h.room.presenter is None
+
+
+def test_the_media_policy_lists_admitted_participants_and_what_they_may_send():
+    h = Harness()
+    chair = h.chair()
+    snv, _ = h.join(SNV)
+    observer, _ = h.join(TANTRACH, Role.OBSERVER)
+    recorder = h.recorder()
+    h.send(chair, "mute_participant", participant=snv.id)
+    h.send(chair, "floor", participant=chair.id)
+    policy = h.room.media_policy(3)
+    by_id = {m.id: m for m in policy.members}
+    assert set(by_id) == {chair.id, snv.id, observer.id, recorder.id}
+    assert by_id[chair.id].is_chair and not by_id[snv.id].is_chair
+    assert by_id[snv.id].audio_muted, "muted by the chair: not forwarded"
+    assert not by_id[observer.id].publishes and not by_id[recorder.id].publishes
+    assert by_id[recorder.id].everything
+    assert (policy.floor, policy.last_n) == (chair.id, 3)
+    # A disconnected site keeps its media through the grace window; a departed one not.
+    h.room.disconnect(snv.id, h.now)
+    assert snv.id in {m.id for m in h.room.media_policy(3).members}
+    h.send(observer, "leave")
+    assert observer.id not in {m.id for m in h.room.media_policy(3).members}
 
 
 def test_an_observer_cannot_raise_a_hand_or_take_the_floor():

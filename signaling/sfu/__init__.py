@@ -1,0 +1,1 @@
+"""The embedded SFU: forwards RTP between aiortc peer connections, never transcoding."""
