@@ -8,6 +8,7 @@ and the CLI flag is the field name with dashes (``--data-dir``).
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -55,6 +56,17 @@ class Config:
     # Shared with coturn (use-auth-secret); clients get credentials that expire.
     turn_secret: str = field(default="", repr=False)
     turn_ttl_seconds: int = 24 * 3600
+    # Media: "embedded" (the SFU in worker processes) or "none" (signaling only).
+    media: str = "embedded"
+    # Media worker processes; 0 runs media in the server process. -1: one per core.
+    media_workers: int = -1
+    # The address the SFU announces in its ICE candidates: a public address in
+    # front of a NAT, or 127.0.0.1 for tests. Empty: every address of the host.
+    media_address: str = ""
+    # UDP ports for media, "40000-40999" (one per peer connection); empty: any.
+    media_ports: str = ""
+    # Camera videos each full-bandwidth site receives besides the chair and the floor.
+    last_n: int = 4
     log_level: str = "INFO"
     config_file: Path | None = field(default=None, compare=False)
 
@@ -96,6 +108,24 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise InvalidInput(f"{name} must be positive", field=name)
+        if self.media not in ("embedded", "none"):
+            raise InvalidInput("media is 'embedded' or 'none'", field="media")
+        if self.media_workers < -1 or self.media_workers > 64:
+            raise InvalidInput(
+                "media_workers is -1 (one per core), 0, or up to 64", field="media_workers"
+            )
+        if self.media_ports:
+            low, _, high = self.media_ports.partition("-")
+            if not (low.isdigit() and high.isdigit() and 1024 <= int(low) <= int(high) <= 65535):
+                raise InvalidInput(
+                    "media_ports is a range like 40000-40999 within 1024-65535", field="media_ports"
+                )
+        if self.last_n < -1:
+            raise InvalidInput("last_n is -1 (everyone) or more", field="last_n")
+
+    @property
+    def effective_media_workers(self) -> int:
+        return (os.cpu_count() or 1) if self.media_workers == -1 else self.media_workers
 
 
 _HINTS = get_type_hints(Config)

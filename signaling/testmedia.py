@@ -65,8 +65,8 @@ class PatternVideo(MediaStreamTrack):
         self.index = 0
         self.sent: dict[int, float] = {}
         self._start: float | None = None
-        chroma = np.full((height // 2, width // 2), 128, dtype=np.uint8)
-        self._chroma = chroma
+        # U and V planes (each height/2 x width/2), stacked as yuv420p rows.
+        self._chroma = np.full((height // 2, width), 128, dtype=np.uint8)
 
     async def recv(self) -> VideoFrame:
         if self.readyState != "live":
@@ -79,7 +79,7 @@ class PatternVideo(MediaStreamTrack):
         self.index += 1
         luma = _pattern(self.width, self.height, i & 0xFFFF)
         frame = VideoFrame.from_ndarray(
-            np.concatenate([luma, self._chroma.reshape(-1, self.width)], axis=0),
+            np.concatenate([luma, self._chroma], axis=0),
             format="yuv420p",
         )
         frame.pts = round(i * VIDEO_CLOCK_RATE / self.fps)

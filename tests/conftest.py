@@ -195,8 +195,13 @@ class Api:
 
 @pytest.fixture
 def config(tmp_path: Path, database_url: str) -> Config:
+    # No media engine here: these tests drive the API and signaling; the SFU's own
+    # tests (tests/media) run in a network namespace with real peers.
     return Config(
-        data_dir=tmp_path / "data", database_url=database_url, public_url="https://hoinghi.test"
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        public_url="https://hoinghi.test",
+        media="none",
     )
 
 

@@ -16,7 +16,7 @@ from conference.throttle import LoginThrottle
 from conference.tokens import TokenService
 from signaling.bus import InProcessBus
 from signaling.ice import IceServers
-from signaling.media import NoMedia
+from signaling.media import MediaEngine, NoMedia
 from signaling.rooms import RoomManager, RoomSettings
 from signaling.session import SessionSettings, websocket_handler
 
@@ -25,7 +25,7 @@ from .api_admin import add_admin_routes
 from .api_auth import add_auth_routes
 from .api_meetings import add_meeting_routes
 from .api_units import add_unit_routes
-from .appkeys import BUS, CONFIG, DATABASE, KEYRING, LINKS, ROOMS, SESSIONS, TOKENS
+from .appkeys import BUS, CONFIG, DATABASE, KEYRING, LINKS, MEDIA, ROOMS, SESSIONS, TOKENS
 from .errors import error_middleware
 from .pages import add_page_routes
 
@@ -86,10 +86,11 @@ def create_app(config: Config) -> web.Application:
     )
     app[DATABASE] = Database(config.effective_database_url)
     app[BUS] = InProcessBus()
+    app[MEDIA] = _media_engine(config)
     app[ROOMS] = RoomManager(
         app[DATABASE],
         app[BUS],
-        NoMedia(),
+        app[MEDIA],
         RoomSettings(
             reconnect_grace=config.reconnect_grace_seconds,
             heartbeat_interval=config.heartbeat_seconds,
@@ -97,10 +98,12 @@ def create_app(config: Config) -> web.Application:
             ice=IceServers.from_settings(
                 config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl_seconds
             ),
+            last_n=config.last_n,
         ),
     )
     app[SESSIONS] = SessionSettings()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_rooms)
     app.router.add_get(
         "/ws",
@@ -115,6 +118,30 @@ def create_app(config: Config) -> web.Application:
     api.install(app)
     add_page_routes(app)
     return app
+
+
+def _media_engine(config: Config) -> MediaEngine:
+    if config.media == "none":
+        return NoMedia()
+    from signaling.sfu.engine import EngineSettings, SfuEngine
+
+    return SfuEngine(
+        EngineSettings(
+            workers=config.effective_media_workers,
+            announce=config.media_address or None,
+            ports=config.media_ports,
+            last_n=config.last_n,
+            log_level=config.log_level,
+        )
+    )
+
+
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """Media workers start before rooms open and stop after they close."""
+    engine = app[MEDIA]
+    await engine.start()
+    yield
+    await engine.close()
 
 
 async def _rooms(app: web.Application) -> AsyncIterator[None]:

@@ -10,10 +10,21 @@ from conference.keys import KeyRing
 from conference.links import JoinLinks
 from conference.tokens import TokenService
 from signaling.bus import InProcessBus
+from signaling.media import MediaEngine
 from signaling.rooms import RoomManager
 from signaling.session import SessionSettings
 
-__all__ = ["BUS", "CONFIG", "DATABASE", "KEYRING", "LINKS", "ROOMS", "SESSIONS", "TOKENS"]
+__all__ = [
+    "BUS",
+    "CONFIG",
+    "DATABASE",
+    "KEYRING",
+    "LINKS",
+    "MEDIA",
+    "ROOMS",
+    "SESSIONS",
+    "TOKENS",
+]
 
 CONFIG = web.AppKey("config", Config)
 DATABASE = web.AppKey("database", Database)
@@ -21,5 +32,6 @@ KEYRING = web.AppKey("keyring", KeyRing)
 TOKENS = web.AppKey("tokens", TokenService)
 LINKS = web.AppKey("links", JoinLinks)
 BUS = web.AppKey("bus", InProcessBus)
+MEDIA = web.AppKey("media", MediaEngine)
 ROOMS = web.AppKey("rooms", RoomManager)
 SESSIONS = web.AppKey("session_settings", SessionSettings)

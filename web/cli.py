@@ -60,6 +60,16 @@ def _server(parser: argparse.ArgumentParser) -> None:
         const=True,
         help="serve HTTPS with a certificate made once under the data dir",
     )
+    parser.add_argument("--media", choices=["embedded", "none"], help="the media engine")
+    parser.add_argument(
+        "--media-workers", type=int, help="media processes (default one per core; 0: in-process)"
+    )
+    parser.add_argument(
+        "--media-address",
+        help="address announced in ICE candidates (public address behind NAT; 127.0.0.1 in tests)",
+    )
+    parser.add_argument("--media-ports", help="UDP port range for media, e.g. 40000-40999")
+    parser.add_argument("--last-n", type=int, help="videos per site besides chair and floor (4)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,12 +1,17 @@
-"""Server-rendered pages (jinja2, Vietnamese): login and the join-link landing page.
+"""Server-rendered pages (jinja2, Vietnamese): login, and the join link's page.
 
-The full browser client (device check, room) arrives with the media issue; the
-landing page already tells an operator whether the link is good and why not.
+The join page is the browser client's entry: it shows the meeting and the
+unit, runs the device check and then the room on the same page (no reload).
+The client is plain ES modules under ``web/static`` (no build step); the page
+hands it what it needs in a JSON ``<script type="application/json">`` block,
+since the Content-Security-Policy allows no inline script.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -18,9 +23,27 @@ from conference.timezone import to_local
 
 from .appkeys import DATABASE, LINKS
 
-__all__ = ["REFUSAL_TEXT", "add_page_routes"]
+__all__ = ["CONTENT_SECURITY_POLICY", "REFUSAL_TEXT", "STATIC_DIR", "add_page_routes"]
 
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Scripts and styles only from files of this origin: user text (unit names, chat)
+# that slipped into markup could not run. `connect-src 'self'` covers the
+# same-origin WebSocket (CSP Level 3); `mediastream:`/`blob:` the <video> sources.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 # What an operator reads when a join link is refused (codes from conference.tokens).
 REFUSAL_TEXT = {
@@ -37,9 +60,19 @@ def _local_time(value: datetime) -> str:
     return to_local(value).strftime("%H:%M ngày %d/%m/%Y")
 
 
+def _json_for_script(data: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``."""
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     html = request.app[TEMPLATES].get_template(name).render(**context)
-    return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # The join page carries a token in its address and the room's state: never cache it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -64,14 +97,25 @@ async def join_page(request: web.Request) -> web.StreamResponse:
             reason=REFUSAL_TEXT.get(e.code, _DEFAULT_REFUSAL),
         )
     meeting = grant.meeting
+    role = grant.invitation.role.value
+    client = {
+        "token": token,
+        "role": role,
+        "meeting": {"id": meeting.id, "title": meeting.title},
+        "unit": {"code": grant.unit.code, "name": grant.unit.name},
+        # Unattended room PCs open the link with ?autojoin=1: join with default devices.
+        "autojoin": request.query.get("autojoin") == "1",
+        "ws_path": "/ws",
+    }
     return _render(
         request,
         "join.html",
         meeting=meeting,
         unit=grant.unit,
-        role=grant.invitation.role.value,
+        role=role,
         starts=_local_time(meeting.starts_at),
         ends=_local_time(meeting.ends_at),
+        client_json=_json_for_script(client),
     )
 
 
@@ -84,3 +128,4 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/login", login_page)
     app.router.add_get("/join/{token}", join_page)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -52,6 +52,7 @@ class _Worker:
     meetings: set[int] = field(default_factory=set)
     load: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0
+    lost: asyncio.subprocess.Process | None = None  # the process whose loss was handled
 
 
 class SfuEngine:
@@ -206,8 +207,13 @@ class SfuEngine:
             await self._spawn(worker)
 
     def _lost(self, worker: _Worker, reason: str) -> None:
-        """Fail what waited on a worker and tell its rooms their media is gone."""
+        """Fail what waited on a worker and tell its rooms their media is gone
+        (once per process: its socket closing and its exit both report it)."""
+        if worker.lost is worker.process:
+            return
+        worker.lost = worker.process
         failure = RequestRefused("media_unavailable", "the media server restarted; publish again")
+        worker.ready.clear()  # calls wait for the new process (see _call)
         for future in worker.pending.values():
             if not future.done():
                 future.set_exception(failure)

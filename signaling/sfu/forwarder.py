@@ -105,6 +105,19 @@ class OutStream:
 
     # --- control (owner: the room) ---
 
+    def continue_from(self, previous: OutStream) -> None:
+        """Carry on an outgoing stream a re-publication replaces (same SSRC out):
+        the next packet follows the last one sent, and the timestamp moves on by
+        the time that passed (docs/media-engine.md 2.3)."""
+        self.started = previous.started
+        self.last_out_seq = previous.last_out_seq
+        self.last_out_ts = previous.last_out_ts
+        self.last_sent_at = previous.last_sent_at
+        self.last_in_ssrc = previous.last_in_ssrc
+        self.rtx_seq = previous.rtx_seq
+        self.stats.packets_out = previous.stats.packets_out
+        self.stats.bytes_out = previous.stats.bytes_out
+
     def pause(self) -> None:
         self.state = OutState.PAUSED
 

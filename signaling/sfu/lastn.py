@@ -112,10 +112,10 @@ def plan(
             continue
         screen[me] = screens - {me}
         chosen = [p for p in pinned if p != me]
-        if last_n < 0:
-            limit = len(ranked) if member.bandwidth == "full" else LOW_BANDWIDTH_VIDEOS
+        if member.bandwidth == "low":
+            limit = min(last_n, LOW_BANDWIDTH_VIDEOS) if last_n >= 0 else LOW_BANDWIDTH_VIDEOS
         else:
-            limit = last_n if member.bandwidth == "full" else min(last_n, LOW_BANDWIDTH_VIDEOS)
+            limit = last_n if last_n >= 0 else len(chosen) + len(ranked)
         free = limit - len(chosen)
         for candidate in ranked:
             if free <= 0:

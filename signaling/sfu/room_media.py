@@ -55,6 +55,7 @@ _SUB_EXT = {
 }  # the ids every SFU offer carries
 _M_LINE = re.compile(r"^m=(audio|video) ", re.MULTILINE)
 _offer_ids = itertools.count(1)
+CONNECT_SETTLE = 0.25  # seconds between a subscriber connecting and the first packet
 
 
 def _bad_sdp(message: str) -> RequestRefused:
@@ -145,6 +146,7 @@ class _Out:
     key: TrackKey
     transceiver: Any
     stream: OutStream | None = None
+    previous: OutStream | None = None  # the stream this slot carried before a re-publish
 
 
 @dataclass(slots=True)
@@ -155,6 +157,7 @@ class _Subscription:
     offer_id: str | None = None  # the offer waiting for an answer
     offer: dict[str, Any] | None = None
     dirty: bool = False  # tracks changed while an offer was out
+    answered: bool = False  # an answer has been applied once
     path: glue.SenderPath | None = None
     closed: bool = False
 
@@ -280,9 +283,11 @@ class MediaRoom:
             raise _bad_sdp(f"the answer could not be used: {e}") from None
         sub.offer_id = None
         sub.offer = None
+        sub.answered = True
         self._connect_outs(sub)
         if sub.dirty:
             sub.dirty = False
+            self._add_transceivers(sub)
             await self._offer(sub)
 
     async def resubscribe(self, pid: str) -> None:
@@ -370,6 +375,7 @@ class MediaRoom:
         for sub in self.subscriptions.values():
             for slot in sub.outs.values():
                 if slot.key[0] == pid and slot.key[1] == source:
+                    slot.previous = slot.stream or slot.previous
                     slot.stream = None
         if pub.undo is not None:
             pub.undo()
@@ -401,7 +407,12 @@ class MediaRoom:
             if sub.closed:
                 return
             if pc.connectionState == "connected":
-                self._connect_outs(sub)
+                # Give the subscriber a moment to register its receivers: aiortc
+                # clients register them one by one after DTLS and, meanwhile, bind an
+                # unknown SSRC to the only receiver of its payload type for good.
+                await asyncio.sleep(CONNECT_SETTLE)
+                if not sub.closed:
+                    self._connect_outs(sub)
             elif pc.connectionState in ("failed", "closed"):
                 self._detach(sub)
 
@@ -425,9 +436,20 @@ class MediaRoom:
 
     def _add_transceivers(self, sub: _Subscription) -> bool:
         added = False
+        first: str | None = None
         for key in self._wanted(sub.participant):
             if key in sub.outs:
                 continue
+            if not sub.answered:
+                # The first offer carries one publisher; the rest follow in a second
+                # offer. aiortc as a receiver (hoinghi join, tests) sometimes never
+                # starts a second receiver of one kind offered in its first
+                # description, and then mixes two streams into one decoder.
+                if first is None:
+                    first = key[0]
+                elif key[0] != first:
+                    sub.dirty = True
+                    continue
             kind = key[2]
             t = sub.pc.addTransceiver(glue.NeverTrack(kind), direction="sendonly")
             t.setCodecPreferences(glue.codec_preferences(kind))
@@ -475,6 +497,11 @@ class MediaRoom:
                 rtx_ssrc=rtx_ssrc,
                 rtx_payload_type=rtx_pt,
             )
+            if out.previous is not None:
+                # Same SSRC towards the subscriber: sequence numbers and timestamps
+                # go on from where the previous publication stopped.
+                stream.continue_from(out.previous)
+                out.previous = None
             stream.pause()  # _reconcile decides
             glue.hook_sender_rtcp(out.transceiver.sender, _rtcp_handler(stream))
             stream.connect(path.send)

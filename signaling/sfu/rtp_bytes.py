@@ -16,7 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "HEADER_LENGTH",
+    "ONE_BYTE_PROFILE",
+    "TWO_BYTE_PROFILE",
     "HeaderTemplate",
+    "ReadableBuffer",
     "RtpView",
     "abs_send_time",
     "audio_level",

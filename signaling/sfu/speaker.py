@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["SpeakerDetector"]
+__all__ = ["MARGIN", "MIN_TALK", "SPURT_GAP", "SpeakerDetector"]
 
 # Speech packets closer than this belong to one talk spurt (pauses between words).
 SPURT_GAP = 0.5

@@ -15,6 +15,15 @@ def only_loopback() -> bool:
     return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
+@pytest.fixture(autouse=True)
+def loopback_media() -> None:
+    """The test's own aiortc peers announce 127.0.0.1, like the server (aioice skips
+    loopback by default, and the namespace has nothing else)."""
+    from signaling.sfu import aiortc_glue as glue
+
+    glue.configure_network(glue.Network(announce="127.0.0.1"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if only_loopback():
         return

@@ -726,9 +726,11 @@ def test_the_media_policy_lists_admitted_participants_and_what_they_may_send():
     policy = h.room.media_policy(3)
     by_id = {m.id: m for m in policy.members}
     assert set(by_id) == {chair.id, snv.id, observer.id, recorder.id}
-    assert by_id[chair.id].is_chair and not by_id[snv.id].is_chair
+    assert by_id[chair.id].is_chair
+    assert not by_id[snv.id].is_chair
     assert by_id[snv.id].audio_muted, "muted by the chair: not forwarded"
-    assert not by_id[observer.id].publishes and not by_id[recorder.id].publishes
+    assert not by_id[observer.id].publishes
+    assert not by_id[recorder.id].publishes
     assert by_id[recorder.id].everything
     assert (policy.floor, policy.last_n) == (chair.id, 3)
     # A disconnected site keeps its media through the grace window; a departed one not.

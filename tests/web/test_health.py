@@ -39,7 +39,9 @@ async def test_readyz_follows_the_database(aiohttp_client, tmp_path, own_postgre
     db = Database(url)
     await upgrade(db)
     await db.close()
-    client = await aiohttp_client(create_app(Config(data_dir=tmp_path, database_url=url)))
+    client = await aiohttp_client(
+        create_app(Config(data_dir=tmp_path, database_url=url, media="none"))
+    )
     assert (await client.get("/readyz")).status == 200
 
     await admin.execute(

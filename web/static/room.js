@@ -1,0 +1,591 @@
+// The room's DOM: tiles, roster, chat, lobby, roll call, toolbar, status screens.
+// It renders from a Conference (conference.js) and calls its actions; user
+// text (unit names, chat) only ever goes into textContent.
+
+import { FINAL_STATES } from "./conference.js";
+import { classify, QUALITY_TEXT } from "./quality.js";
+
+const STATS_INTERVAL_MS = 2000;
+const NOTICE_MS = 6000;
+
+const ROLE_TEXT = { chair: "Chủ trì", participant: "Tham dự", observer: "Theo dõi" };
+
+const STATUS_TEXT = {
+  connecting: ["Đang kết nối…", "Đang vào phòng họp."],
+  lobby: ["Đang chờ chủ trì cho vào phòng", "Vui lòng chờ; chủ trì sẽ cho điểm cầu vào phòng họp."],
+  ended: ["Cuộc họp đã kết thúc", "Cảm ơn các đồng chí đã tham dự."],
+  removed: ["Điểm cầu đã bị mời ra khỏi cuộc họp", "Chủ trì đã mời điểm cầu này rời phòng họp."],
+  denied: ["Không được vào phòng họp", "Chủ trì đã không cho điểm cầu này vào phòng họp."],
+  left: ["Đã rời phòng họp", "Mở lại đường dẫn để tham gia lại."],
+  refused: ["Không thể tham gia", ""],
+  replaced: ["Đã vào phòng ở cửa sổ khác", "Điểm cầu này vừa vào phòng họp từ một cửa sổ hoặc máy khác."],
+};
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function initials(name) {
+  const words = String(name || "?").trim().split(/\s+/);
+  return words.slice(-2).map((w) => w[0] || "").join("").toUpperCase();
+}
+
+function timeText(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit" });
+}
+
+export class Room {
+  /**
+   * @param conference the Conference
+   * @param timing {joinClickedAt, firstRemoteFrameAt} filled in for tests
+   */
+  constructor(conference, timing) {
+    this.c = conference;
+    this.timing = timing;
+    this.tiles = new Map(); // participant id -> {root, video, trackId}
+    this.audio = new Map(); // mid -> <audio>
+    this.screenTile = null;
+    this.prevStats = new Map();
+    this.quality = new Map();
+    this.statsTimer = null;
+    this.noticeTimer = null;
+    this._bindControls();
+    conference.addEventListener("change", (e) => this.render(e.detail.what));
+  }
+
+  attachMedia() {
+    this.c.media.addEventListener("tracks", () => this.renderMedia());
+    clearInterval(this.statsTimer);
+    this.statsTimer = setInterval(() => this.updateQuality(), STATS_INTERVAL_MS);
+  }
+
+  // --- views ------------------------------------------------------------------------
+
+  render(what) {
+    const c = this.c;
+    if (what === "state" || what === "all") this.renderState();
+    if (what === "notice") this.renderNotice();
+    if (what === "lobby-position") this.renderState();
+    if (what === "connection") this.renderBadges();
+    if (["all", "roster", "hands", "floor", "presenter", "speaker", "self", "room"].includes(what)) {
+      this.renderTop();
+      this.renderRoster();
+      this.renderTiles();
+      this.renderToolbar();
+    }
+    if (what === "all" || what === "lobby") this.renderLobby();
+    if (what === "all" || what === "chat") this.renderChat();
+    if (what === "all" || what === "rollcall") this.renderRollCall();
+    if (what === "speaker") this.renderSpeaker();
+    if (c.state === "active") this.renderBadges();
+  }
+
+  renderState() {
+    const c = this.c;
+    const inRoom = c.state === "active" || c.state === "reconnecting";
+    $("entry").hidden = c.state !== "devicecheck";
+    $("room").hidden = !inRoom;
+    $("status").hidden = inRoom || c.state === "devicecheck";
+    document.body.dataset.state = c.state;
+    document.body.classList.toggle("in-room", inRoom);
+    const [title, text] = STATUS_TEXT[c.state] || ["", ""];
+    $("status-title").textContent = title;
+    $("status-text").textContent = c.state === "refused" ? c.finalReason : text;
+    let detail = "";
+    if (c.state === "lobby" && c.lobbyPosition) detail = `Vị trí trong hàng chờ: ${c.lobbyPosition}`;
+    // Server reasons (removed, denied, ended) are English text, not codes: not shown.
+    $("status-detail").textContent = detail;
+    $("status").dataset.state = c.state;
+    $("status-leave").hidden = c.state !== "lobby";
+    if (!inRoom) {
+      $("rollcall-dialog").open && $("rollcall-dialog").close();
+      if (FINAL_STATES.has(c.state)) this.teardown();
+    }
+    this.renderBadges();
+  }
+
+  renderTop() {
+    const c = this.c;
+    $("room-title").textContent = c.meeting?.title || c.config.meeting.title;
+    const me = c.self;
+    $("room-self").textContent = `${c.config.unit.name} — ${ROLE_TEXT[c.role] || c.role}`;
+    document.body.classList.toggle("is-chair", c.isChair);
+    document.querySelectorAll(".chair-only").forEach((n) => {
+      n.hidden = !c.isChair;
+    });
+    void me;
+  }
+
+  renderBadges() {
+    const c = this.c;
+    $("badge-recording").hidden = !c.recording;
+    $("badge-locked").hidden = !c.locked;
+    $("badge-connection").hidden = c.state !== "reconnecting";
+  }
+
+  renderNotice() {
+    const notice = $("notice");
+    notice.textContent = this.c.notice?.text || "";
+    notice.hidden = !notice.textContent;
+    clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => {
+      notice.hidden = true;
+    }, NOTICE_MS);
+  }
+
+  // --- tiles -------------------------------------------------------------------------
+
+  _tile(id) {
+    let tile = this.tiles.get(id);
+    if (tile) return tile;
+    const root = $("tile-template").content.firstElementChild.cloneNode(true);
+    tile = { root, video: root.querySelector("video"), trackId: null };
+    root.dataset.participant = id;
+    this.tiles.set(id, tile);
+    $("tiles").append(root);
+    return tile;
+  }
+
+  renderTiles() {
+    const c = this.c;
+    const wanted = new Set();
+    for (const p of c.roster.values()) {
+      wanted.add(p.id);
+      const tile = this._tile(p.id);
+      const self = p.id === c.participantId;
+      tile.root.classList.toggle("self", self);
+      tile.root.classList.toggle("disconnected", !p.connected);
+      tile.root.classList.toggle("floor", c.floor === p.id);
+      tile.root.querySelector(".tile-name").textContent = self ? `${p.unit_name} (điểm cầu này)` : p.unit_name;
+      tile.root.querySelector(".initials").textContent = initials(p.unit_name);
+      tile.root.querySelector(".icon-mic").hidden = !p.audio_muted;
+      tile.root.querySelector(".icon-hand").hidden = !p.hand_raised;
+      tile.root.dataset.unit = p.unit;
+      if (self) {
+        const stream = c.media?.streams.camera;
+        const hasVideo = Boolean(stream && stream.getVideoTracks().length && !c.media.videoOff);
+        if (tile.video.srcObject !== stream) tile.video.srcObject = stream || null;
+        tile.root.classList.toggle("has-video", hasVideo);
+        // Self first.
+        if ($("tiles").firstElementChild !== tile.root) $("tiles").prepend(tile.root);
+      }
+    }
+    for (const [id, tile] of this.tiles) {
+      if (!wanted.has(id)) {
+        tile.video.srcObject = null;
+        tile.root.remove();
+        this.tiles.delete(id);
+      }
+    }
+    $("tiles").dataset.count = String(this.tiles.size);
+    this.renderSpeaker();
+    this.renderMedia();
+  }
+
+  renderSpeaker() {
+    for (const [id, tile] of this.tiles) tile.root.classList.toggle("speaking", id === this.c.activeSpeaker);
+  }
+
+  /** Remote tracks to tiles and <audio>; a tile whose video mid is gone shows its placeholder. */
+  renderMedia() {
+    const c = this.c;
+    if (!c.media) return;
+    const tracks = c.media.remoteTracks();
+    const cameras = new Map();
+    let screen = null;
+    const audioMids = new Set();
+    for (const t of tracks) {
+      if (t.kind === "video" && t.source === "screen") screen = t;
+      else if (t.kind === "video") cameras.set(t.participant, t);
+      else if (t.kind === "audio") {
+        audioMids.add(t.mid);
+        let audio = this.audio.get(t.mid);
+        if (!audio) {
+          audio = document.createElement("audio");
+          audio.autoplay = true;
+          this.audio.set(t.mid, audio);
+          $("audio-sink").append(audio);
+        }
+        if (audio.srcObject?.getTracks()[0] !== t.track) audio.srcObject = new MediaStream([t.track]);
+        audio.dataset.participant = t.participant;
+      }
+    }
+    for (const [mid, audio] of this.audio) {
+      if (!audioMids.has(mid)) {
+        audio.srcObject = null;
+        audio.remove();
+        this.audio.delete(mid);
+      }
+    }
+    for (const [id, tile] of this.tiles) {
+      if (id === c.participantId) continue;
+      const t = cameras.get(id);
+      if (t && tile.trackId !== t.track.id) {
+        tile.trackId = t.track.id;
+        tile.video.srcObject = new MediaStream([t.track]);
+        tile.root.dataset.mid = t.mid;
+        this._watchFirstFrame(tile.video);
+      } else if (!t && tile.trackId) {
+        tile.trackId = null;
+        tile.video.srcObject = null;
+        delete tile.root.dataset.mid;
+      }
+      tile.root.classList.toggle("has-video", Boolean(t));
+    }
+    this._renderScreen(screen);
+  }
+
+  _renderScreen(t) {
+    const area = $("screen-area");
+    if (!t) {
+      if (this.screenTile) {
+        this.screenTile.video.srcObject = null;
+        this.screenTile.root.remove();
+        this.screenTile = null;
+      }
+      area.hidden = true;
+      document.body.classList.remove("screen-on");
+      return;
+    }
+    if (!this.screenTile) {
+      const root = $("tile-template").content.firstElementChild.cloneNode(true);
+      root.classList.add("screen", "has-video");
+      this.screenTile = { root, video: root.querySelector("video"), trackId: null };
+      area.append(root);
+    }
+    const tile = this.screenTile;
+    if (tile.trackId !== t.track.id) {
+      tile.trackId = t.track.id;
+      tile.video.srcObject = new MediaStream([t.track]);
+    }
+    const who = this.c.roster.get(t.participant);
+    tile.root.querySelector(".tile-name").textContent = `Màn hình: ${who ? who.unit_name : ""}`;
+    area.hidden = false;
+    document.body.classList.add("screen-on");
+  }
+
+  /** Click (or autojoin) to the first remote video frame shown: the join's felt latency. */
+  _watchFirstFrame(video) {
+    const timing = this.timing;
+    if (timing.firstRemoteFrameAt != null) return;
+    const mark = () => {
+      if (timing.firstRemoteFrameAt == null) timing.firstRemoteFrameAt = performance.now();
+    };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(mark);
+    else video.addEventListener("loadeddata", mark, { once: true });
+  }
+
+  async updateQuality() {
+    const c = this.c;
+    if (!c.media || c.state !== "active") return;
+    let rows;
+    try {
+      rows = await c.media.stats();
+    } catch {
+      return;
+    }
+    const byParticipant = new Map();
+    for (const row of rows) {
+      if (!byParticipant.has(row.participant)) byParticipant.set(row.participant, []);
+      byParticipant.get(row.participant).push(row);
+    }
+    for (const [id, tile] of this.tiles) {
+      if (id === c.participantId) continue;
+      const current = byParticipant.get(id) || [];
+      const q = classify(this.prevStats.get(id) || null, current);
+      this.prevStats.set(id, current);
+      const badge = tile.root.querySelector(".quality");
+      badge.dataset.quality = q;
+      badge.textContent = q === "unknown" ? "" : `Kết nối: ${QUALITY_TEXT[q]}`;
+    }
+  }
+
+  // --- roster, lobby, hands ------------------------------------------------------------
+
+  renderRoster() {
+    const c = this.c;
+    const list = $("roster");
+    list.replaceChildren();
+    const people = [...c.roster.values()].sort((a, b) => {
+      if (a.role === "chair" && b.role !== "chair") return -1;
+      if (b.role === "chair" && a.role !== "chair") return 1;
+      return a.unit_name.localeCompare(b.unit_name, "vi");
+    });
+    for (const p of people) list.append(this._person(p));
+    $("count-people").textContent = `(${people.length})`;
+    const floor = c.floor ? c.roster.get(c.floor) : null;
+    $("floor-line").hidden = !floor;
+    $("floor-line").textContent = floor ? `Đang phát biểu: ${floor.unit_name}` : "";
+    const hands = $("hands");
+    hands.replaceChildren();
+    for (const h of c.hands) {
+      const who = c.roster.get(h.participant);
+      const item = el("li", "", who ? who.unit_name : h.participant);
+      if (c.isChair) {
+        item.append(this._action("Trao lời", () => c.giveFloor(h.participant), "floor"));
+      }
+      hands.append(item);
+    }
+    $("hands-box").hidden = c.hands.length === 0;
+  }
+
+  _action(label, onClick, name) {
+    const b = el("button", "small", label);
+    b.type = "button";
+    if (name) b.dataset.action = name;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  _person(p) {
+    const c = this.c;
+    const item = $("roster-template").content.firstElementChild.cloneNode(true);
+    item.dataset.participant = p.id;
+    item.dataset.unit = p.unit;
+    const self = p.id === c.participantId;
+    item.querySelector(".person-name").textContent = self ? `${p.unit_name} (điểm cầu này)` : p.unit_name;
+    if (p.display_name && p.display_name !== p.unit_name) item.querySelector(".person-name").title = p.display_name;
+    const tags = item.querySelector(".person-tags");
+    const tag = (text, cls = "") => tags.append(el("span", `tag ${cls}`, text));
+    if (p.role === "chair") tag("Chủ trì", "chair");
+    if (p.role === "observer") tag("Theo dõi");
+    if (c.floor === p.id) tag("Đang phát biểu", "floor");
+    if (c.presenter === p.id) tag("Trình chiếu", "presenter");
+    if (p.hand_raised) tag("Giơ tay", "hand");
+    if (p.audio_muted) tag(p.muted_by_chair ? "Chủ trì tắt mic" : "Mic tắt", "muted");
+    if (p.video_muted) tag("Camera tắt", "muted");
+    if (p.bandwidth === "low") tag("3G/4G");
+    if (p.bandwidth === "audio") tag("Chỉ âm thanh");
+    if (!p.connected) tag("Mất kết nối", "warn");
+    const actions = item.querySelector(".person-actions");
+    if (c.isChair) {
+      if (!p.audio_muted && !self) actions.append(this._action("Tắt mic", () => c.muteParticipant(p.id), "mute"));
+      if (p.role !== "observer") {
+        actions.append(
+          c.floor === p.id
+            ? this._action("Thu lời", () => c.giveFloor(null), "floor")
+            : this._action("Trao lời", () => c.giveFloor(p.id), "floor"),
+        );
+        actions.append(
+          c.presenter === p.id
+            ? this._action("Thu trình chiếu", () => c.setPresenter(null), "presenter")
+            : this._action("Cho trình chiếu", () => c.setPresenter(p.id), "presenter"),
+        );
+      }
+      if (!self) {
+        actions.append(
+          this._action("Mời ra", () => this.confirm(`Mời ${p.unit_name} ra khỏi cuộc họp?`, () => c.remove(p.id)), "remove"),
+        );
+      }
+    } else {
+      actions.remove();
+    }
+    return item;
+  }
+
+  renderLobby() {
+    const c = this.c;
+    const list = $("lobby-list");
+    list.replaceChildren();
+    for (const p of c.lobby) {
+      const item = $("roster-template").content.firstElementChild.cloneNode(true);
+      item.dataset.participant = p.id;
+      item.querySelector(".person-name").textContent = p.unit_name;
+      const actions = item.querySelector(".person-actions");
+      actions.append(this._action("Cho vào", () => c.admit(p.id), "admit"));
+      actions.append(this._action("Từ chối", () => c.deny(p.id), "deny"));
+      list.append(item);
+    }
+    $("lobby-empty").hidden = c.lobby.length > 0;
+    $("count-lobby").textContent = c.lobby.length ? `(${c.lobby.length})` : "";
+    $("tab-lobby").classList.toggle("attention", c.lobby.length > 0);
+  }
+
+  // --- chat ----------------------------------------------------------------------------
+
+  renderChat() {
+    const c = this.c;
+    const log = $("chat-log");
+    // Append only what is new; chat is append-only.
+    while (log.children.length > c.chat.length) log.firstElementChild.remove();
+    for (let i = log.children.length; i < c.chat.length; i++) {
+      const msg = c.chat[i];
+      const item = el("li", msg.from === c.participantId ? "chat-item own" : "chat-item");
+      const head = el("div", "chat-head");
+      head.append(el("span", "chat-from", msg.from_unit ? unitNameOf(c, msg) : msg.from_name || ""));
+      if (msg.to === "chair") head.append(el("span", "tag", "gửi chủ trì"));
+      head.append(el("time", "chat-time", timeText(msg.at)));
+      item.append(head, el("p", "chat-text", msg.text));
+      log.append(item);
+    }
+    log.scrollTop = log.scrollHeight;
+    const chatHidden = $("panel-chat").hidden;
+    if (chatHidden && c.chat.length) {
+      this.unread = (this.unread || 0) + 1;
+      $("count-chat").textContent = `(${this.unread})`;
+    }
+  }
+
+  // --- roll call --------------------------------------------------------------------------
+
+  renderRollCall() {
+    const c = this.c;
+    const call = c.rollCall;
+    const dialog = $("rollcall-dialog");
+    if (!c.isChair) {
+      const answered = call?.answers?.some((a) => a.participant === c.participantId);
+      if (call && call.state === "open" && !answered && c.role !== "observer") {
+        $("rollcall-dialog-title").textContent = call.title;
+        if (!dialog.open) dialog.showModal();
+      } else if (dialog.open) {
+        dialog.close();
+      }
+      return;
+    }
+    const open = call && call.state === "open";
+    $("rollcall-start-form").hidden = Boolean(open);
+    $("rollcall-results").hidden = !call;
+    $("rollcall-close").hidden = !open;
+    if (!call) return;
+    $("rollcall-results-title").textContent = `${call.title} — ${open ? "đang điểm danh" : "đã kết thúc"}`;
+    const body = $("rollcall-answers");
+    body.replaceChildren();
+    let present = 0;
+    let people = 0;
+    for (const a of call.answers) {
+      const row = el("tr");
+      const who = [...c.roster.values()].find((p) => p.id === a.participant);
+      row.append(
+        el("td", "", who ? who.unit_name : a.unit),
+        el("td", "", a.present ? "Có mặt" : "Vắng"),
+        el("td", "", a.headcount != null ? String(a.headcount) : ""),
+      );
+      row.dataset.participant = a.participant;
+      if (a.present) present += 1;
+      people += a.headcount || 0;
+      body.append(row);
+    }
+    $("rollcall-summary").textContent = `${present} điểm cầu có mặt, tổng số ${people} người.`;
+  }
+
+  // --- toolbar --------------------------------------------------------------------------------
+
+  renderToolbar() {
+    const c = this.c;
+    const media = c.media;
+    const me = c.self;
+    const audioMuted = media ? media.audioMuted : false;
+    const mic = $("btn-mic");
+    mic.textContent = audioMuted ? "Bật micrô" : "Tắt micrô";
+    mic.setAttribute("aria-pressed", String(audioMuted));
+    mic.classList.toggle("off", audioMuted);
+    mic.disabled = audioMuted && c.mutedByChair;
+    mic.title = mic.disabled ? "Chủ trì đã tắt micrô; giơ tay để xin phát biểu" : "";
+    const noMic = !media?.streams.camera?.getAudioTracks().length;
+    if (noMic) mic.disabled = true;
+    const cam = $("btn-camera");
+    const videoOff = media ? media.videoOff : false;
+    cam.textContent = videoOff ? "Bật camera" : "Tắt camera";
+    cam.setAttribute("aria-pressed", String(videoOff));
+    cam.classList.toggle("off", videoOff);
+    cam.hidden = !media?.streams.camera?.getVideoTracks().length || c.bandwidth === "audio";
+    const hand = $("btn-hand");
+    const raised = Boolean(me?.hand_raised);
+    hand.textContent = raised ? "Hạ tay" : "Giơ tay";
+    hand.setAttribute("aria-pressed", String(raised));
+    hand.hidden = c.role === "observer";
+    const screen = $("btn-screen");
+    screen.hidden = c.presenter !== c.participantId;
+    screen.textContent = c.sharingScreen ? "Dừng chia sẻ" : "Chia sẻ màn hình";
+    $("btn-lock").textContent = c.locked ? "Mở khóa phòng" : "Khóa phòng";
+    $("btn-lock").setAttribute("aria-pressed", String(c.locked));
+    $("btn-recording").textContent = c.recording ? "Dừng ghi hình" : "Bật ghi hình";
+    $("btn-recording").setAttribute("aria-pressed", String(c.recording));
+  }
+
+  _bindControls() {
+    const c = this.c;
+    $("btn-mic").addEventListener("click", () => c.setMicrophone(c.media.audioMuted));
+    $("btn-camera").addEventListener("click", () => c.setCamera(c.media.videoOff));
+    $("btn-hand").addEventListener("click", () => c.raiseHand(!c.self?.hand_raised));
+    $("btn-screen").addEventListener("click", () => {
+      if (c.sharingScreen) c.stopScreenShare();
+      else c.startScreenShare().catch(() => c._notice("Không chia sẻ được màn hình."));
+    });
+    $("btn-leave").addEventListener("click", () => this.confirm("Rời khỏi phòng họp?", () => c.leave()));
+    $("status-leave").addEventListener("click", () => c.leave());
+    $("btn-mute-all").addEventListener("click", () => c.muteParticipant("all"));
+    $("btn-lock").addEventListener("click", () => c.lock(!c.locked));
+    $("btn-recording").addEventListener("click", () => c.setRecording(!c.recording));
+    $("btn-end").addEventListener("click", () => this.confirm("Kết thúc cuộc họp cho tất cả điểm cầu?", () => c.end()));
+    $("rollcall-start-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      c.startRollCall($("rollcall-title").value.trim());
+    });
+    $("rollcall-close").addEventListener("click", () => c.closeRollCall());
+    $("rollcall-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const headcount = Number.parseInt($("rollcall-headcount").value, 10);
+      c.answerRollCall($("rollcall-present").checked, Number.isInteger(headcount) ? headcount : undefined)
+        .then(() => $("rollcall-dialog").close())
+        .catch(() => {});
+    });
+    $("chat-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const input = $("chat-text");
+      const text = input.value.trim();
+      if (!text) return;
+      c.sendChat(text, $("chat-to").value)
+        .then(() => {
+          input.value = "";
+        })
+        .catch(() => {});
+    });
+    document.querySelectorAll(".tab").forEach((tab) =>
+      tab.addEventListener("click", () => {
+        document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === tab));
+        document.querySelectorAll(".panel").forEach((p) => {
+          p.hidden = p.id !== tab.dataset.panel;
+        });
+        if (tab.dataset.panel === "panel-chat") {
+          this.unread = 0;
+          $("count-chat").textContent = "";
+        }
+      }),
+    );
+  }
+
+  /** A confirmation in a <dialog> (window.confirm blocks the page and its media). */
+  confirm(text, action) {
+    const dialog = $("confirm-dialog");
+    $("confirm-text").textContent = text;
+    dialog.returnValue = "";
+    dialog.addEventListener(
+      "close",
+      () => {
+        if (dialog.returnValue === "yes") action();
+      },
+      { once: true },
+    );
+    dialog.showModal();
+  }
+
+  teardown() {
+    clearInterval(this.statsTimer);
+    for (const tile of this.tiles.values()) tile.video.srcObject = null;
+    for (const audio of this.audio.values()) audio.srcObject = null;
+  }
+}
+
+function unitNameOf(c, msg) {
+  for (const p of c.roster.values()) if (p.unit === msg.from_unit) return p.unit_name;
+  return msg.from_name || msg.from_unit;
+}
