@@ -264,18 +264,6 @@ def install_sync_ingest(
     return undo
 
 
-async def send_nack(state: ReceiverState, media_ssrc: int, lost: list[int]) -> None:
-    await state.receiver._send_rtcp_nack(media_ssrc, lost)
-
-
-async def send_pli(state: ReceiverState, media_ssrc: int) -> None:
-    await state.receiver._send_rtcp_pli(media_ssrc)
-
-
-async def send_rtcp(state: ReceiverState, packet: Any) -> None:
-    await state.receiver._send_rtcp(packet)
-
-
 # --- the subscriber side -------------------------------------------------------------
 
 
@@ -329,14 +317,6 @@ def hook_sender_rtcp(sender: Any, handle: Callable[[Any], bool]) -> None:
             await original(packet)
 
     sender._handle_rtcp_packet = handle_rtcp
-
-
-def record_sent(sender: Any, ntp: int, rtp_timestamp: int, size: int) -> None:
-    """Keep the sender's reports (SR) true to what was forwarded."""
-    sender._RTCRtpSender__ntp_timestamp = ntp
-    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
-    sender._RTCRtpSender__packet_count += 1
-    sender._RTCRtpSender__octet_count += size
 
 
 def self_check() -> None:

@@ -55,7 +55,6 @@ class OutStream:
         "last_out_seq",
         "last_out_ts",
         "last_sent_at",
-        "on_sent",
         "payload_type",
         "rtx_payload_type",
         "rtx_seq",
@@ -79,7 +78,6 @@ class OutStream:
         rtx_ssrc: int | None = None,
         rtx_payload_type: int | None = None,
         send: Callable[[bytes], None] | None = None,
-        on_sent: Callable[[int, int], None] | None = None,
         first_sequence: int = 0,
     ) -> None:
         self.source = source
@@ -89,7 +87,6 @@ class OutStream:
         self.rtx_payload_type = rtx_payload_type
         self.rtx_seq = first_sequence ^ 0x5A5A
         self.send = send  # None until the subscriber's transport is connected
-        self.on_sent = on_sent  # (out timestamp, payload size): sender reports
         self.clock_rate = source.clock_rate
         self.state = OutState.WAITING
         self.started = False
@@ -201,7 +198,6 @@ class InTrack:
         "_ext_block",
         "_keyframe_wanted_at",
         "_last_pli",
-        "abs_send_time_id",
         "cache",
         "clock_rate",
         "is_video",
@@ -223,7 +219,6 @@ class InTrack:
         send_pli: Callable[[int], None],
         on_level: Callable[[int], None] | None = None,
         level_id: int | None = None,
-        abs_send_time_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = kind
@@ -234,7 +229,6 @@ class InTrack:
         self.send_pli = send_pli
         self.on_level = on_level
         self.level_id = level_id  # the publisher's id for ssrc-audio-level
-        self.abs_send_time_id = abs_send_time_id
         # The subscribers' id for the one extension the SFU writes (abs-send-time on
         # video, the audio level on audio); every subscriber PC is offered by the SFU,
         # so they all share it.
@@ -327,8 +321,6 @@ class InTrack:
                 out.last_sent_at = now
             out.stats.packets_out += 1
             out.stats.bytes_out += size
-            if out.on_sent is not None:
-                out.on_sent(out_ts, size)
 
 
 @dataclass(slots=True)

@@ -239,7 +239,6 @@ class MediaRoom:
                 send_pli=_pli_sender(receiver),
                 on_level=self._level_sink(pid) if t.kind == "audio" else None,
                 level_id=ext.get(glue.AUDIO_LEVEL_URI),
-                abs_send_time_id=ext.get(glue.ABS_SEND_TIME_URI),
             )
             publication.tracks[t.kind] = track
             ingests[receiver] = _Ingest(receiver, track, ext.get(glue.ABS_SEND_TIME_URI))
