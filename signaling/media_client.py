@@ -66,6 +66,7 @@ class MediaSession:
         video: Callable[[], MediaStreamTrack] | None = None,
         audio: Callable[[], MediaStreamTrack] | None = None,
         received: Received | None = None,
+        on_event: Callable[[dict[str, Any] | None], None] | None = None,
     ) -> None:
         # Factories, not tracks: aiortc ends a track when its connection closes, so
         # publishing again (after media_reset) needs new ones.
@@ -75,6 +76,7 @@ class MediaSession:
         self.video: MediaStreamTrack | None = None
         self.audio: MediaStreamTrack | None = None
         self.received = received or Received()
+        self.on_event = on_event  # each server message once handled; None when the socket ends
         self.publisher: RTCPeerConnection | None = None
         self.subscriber: RTCPeerConnection | None = None
         self.events: list[dict[str, Any]] = []
@@ -143,6 +145,10 @@ class MediaSession:
             async with self._changed:
                 self.events.append(event)
                 self._changed.notify_all()
+            if self.on_event is not None:
+                self.on_event(event)
+        if self.on_event is not None:
+            self.on_event(None)
 
     async def _handle(self, event: dict[str, Any]) -> None:
         kind = event.get("type")

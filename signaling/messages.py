@@ -23,12 +23,12 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 256 * 1024
 
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ParticipantRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ShortText = Annotated[str, StringConstraints(max_length=100)]
-Sdp = Annotated[str, StringConstraints(min_length=1, max_length=60_000)]
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=250_000)]
 
 
 class _Message(BaseModel):

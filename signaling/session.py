@@ -291,7 +291,7 @@ def websocket_handler(
             )
         # No permessage-deflate (RFC 7692): its zlib state costs ~300 KiB per connection,
         # more than everything else a participant holds, for frames that are small JSON.
-        # aiohttp refuses a frame whose size equals max_msg_size; the protocol allows 64 KiB.
+        # aiohttp refuses a frame whose size equals max_msg_size; the protocol allows 256 KiB.
         ws = web.WebSocketResponse(
             max_msg_size=m.MAX_FRAME_BYTES + 1, heartbeat=20.0, autoping=True, compress=False
         )

@@ -29,7 +29,7 @@ from conference.models import AccountCreate, Role
 from conference.timezone import to_local
 from conference.tokens import TokenService
 from conference.units import import_units_csv
-from signaling.join_command import EXIT_LOST, run_join
+from signaling.join_command import EXIT_LOST, media_source, run_join
 
 from .app import SchemaOutOfDate, create_app, prepare_database
 from .tls import server_ssl_context
@@ -118,7 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     join = sub.add_parser("join", help="join a meeting from its link as a headless participant")
     join.add_argument("link", help="the join link, https://host/join/<token>")
     join.add_argument(
-        "--media", default="none", help="none (test-pattern and FILE need a media engine)"
+        "--media",
+        default="none",
+        help="none, test-pattern (a checkable pattern and a tone) or a media FILE to loop",
+    )
+    join.add_argument(
+        "--bandwidth",
+        choices=["full", "low", "audio"],
+        default="full",
+        help="what this site can take (audio: no video either way)",
+    )
+    join.add_argument(
+        "--media-address",
+        help="the address this participant's media announces (default: every address "
+        "but loopback; 127.0.0.1 to meet a server on this machine)",
     )
     join.add_argument("--duration", type=float, help="leave after this many seconds")
     join.add_argument("--display-name", help="the name others see (default: the unit's)")
@@ -215,16 +228,20 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def _join(args: argparse.Namespace) -> int:
-    if args.media != "none":
-        print(
-            f"hoinghi: --media {args.media} needs the embedded media engine, which this "
-            "version does not have yet; use --media none",
-            file=sys.stderr,
-        )
-        return 2
     try:
+        media = media_source(args.media, bandwidth=args.bandwidth)
+        if media is not None and args.media_address:
+            from signaling.sfu import aiortc_glue
+
+            aiortc_glue.configure_network(aiortc_glue.Network(announce=args.media_address))
         return asyncio.run(
-            run_join(args.link, duration=args.duration, display_name=args.display_name)
+            run_join(
+                args.link,
+                duration=args.duration,
+                display_name=args.display_name,
+                media=media,
+                bandwidth=args.bandwidth,
+            )
         )
     except ValueError as e:
         print(f"hoinghi: {e}", file=sys.stderr)

@@ -51,18 +51,6 @@ def bench_units_csv() -> str:
 
 
 ANSWER_WAIT = 60.0  # the engine may take long to apply answers in a join storm; reported
-ANSWER_LIMIT = 60_000  # characters of SDP that leave room for the JSON around it in 64 KiB
-
-
-def compact_sdp(sdp: str) -> str:
-    """Drop the sha-384 and sha-512 fingerprints (sha-256 stays)."""
-    lines = sdp.split("\r\n")
-    keep = [
-        line
-        for line in lines
-        if not (line.startswith("a=fingerprint:") and not line.startswith("a=fingerprint:sha-256"))
-    ]
-    return "\r\n".join(keep)
 
 
 @dataclass
@@ -111,7 +99,6 @@ class Hoinghi(System):
         self.largest_answer = 0
         self.answer_acks: list[float] = []
         self.speaker_changes = 0
-        self.compacted_answers = 0
 
     # --- server
     async def _seed(self) -> None:
@@ -194,7 +181,7 @@ class Hoinghi(System):
         if not pool:
             raise RuntimeError(f"no prepared meeting of {len(sites)} sites")
         units = pool.pop(0)
-        self.answer_acks, self.speaker_changes, self.compacted_answers = [], 0, 0
+        self.answer_acks, self.speaker_changes = [], 0
         self.largest_answer = 0
         self.tokens = {site: token for site, (_unit, token) in zip(sites, units, strict=True)}
         self.chair_site = sites[0]
@@ -242,12 +229,6 @@ class Hoinghi(System):
         try:
             answer = await handler(str(offer["sdp"]))
             self.largest_answer = max(self.largest_answer, len(answer))
-            if len(answer) > ANSWER_LIMIT:
-                # docs/protocol.md: a client frame is at most 64 KiB; aiortc's answer to an
-                # offer of ~29 publishers (58 m-lines) is larger. Keep only the sha-256
-                # fingerprint of each m-line (aiortc lists sha-256, -384 and -512).
-                answer = compact_sdp(answer)
-                self.compacted_answers += 1
             t0 = loop.time()
             await site.client.request(
                 "answer", offer_id=offer["offer_id"], sdp=answer, within=ANSWER_WAIT
@@ -326,5 +307,4 @@ class Hoinghi(System):
             else None,
             "active_speaker_messages": self.speaker_changes,
             "largest_answer_sdp": self.largest_answer,
-            "answers_compacted_to_fit_64KiB": self.compacted_answers,
         }

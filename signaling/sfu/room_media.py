@@ -56,6 +56,9 @@ _SUB_EXT = {
 _M_LINE = re.compile(r"^m=(audio|video) ", re.MULTILINE)
 _offer_ids = itertools.count(1)
 CONNECT_SETTLE = 0.25  # seconds between a subscriber connecting and the first packet
+# A renegotiation waits this long so that tracks appearing together (a join storm at
+# the start of a meeting: one publish after another) go out in one offer.
+OFFER_BATCH = 0.3
 
 
 def _bad_sdp(message: str) -> RequestRefused:
@@ -160,6 +163,7 @@ class _Subscription:
     answered: bool = False  # an answer has been applied once
     path: glue.SenderPath | None = None
     closed: bool = False
+    offer_task: asyncio.Task[None] | None = None  # a batched renegotiation, waiting
 
 
 class MediaRoom:
@@ -287,7 +291,12 @@ class MediaRoom:
         if sub.dirty:
             sub.dirty = False
             self._add_transceivers(sub)
-            await self._offer(sub)
+            try:
+                await self._offer(sub)
+            except Exception:  # a connection closing under us; the next change offers again
+                log.exception(
+                    "room %s: renegotiation for %s failed", self.meeting_id, sub.participant
+                )
 
     async def resubscribe(self, pid: str) -> None:
         if self._member(pid) is None:
@@ -385,6 +394,8 @@ class MediaRoom:
         if sub is None:
             return
         sub.closed = True
+        if sub.offer_task is not None:
+            sub.offer_task.cancel()
         self._detach(sub)
         await sub.pc.close()
 
@@ -513,11 +524,30 @@ class MediaRoom:
         for sub in list(self.subscriptions.values()):
             if self._add_transceivers(sub):
                 if sub.offer_id is not None:
-                    sub.dirty = True
-                else:
-                    await self._offer(sub)
+                    sub.dirty = True  # offered again once this one is answered
+                elif not sub.answered:
+                    await self._offer(sub)  # a site's first offer goes at once
+                elif sub.offer_task is None:
+                    sub.offer_task = asyncio.create_task(self._batched_offer(sub))
             self._connect_outs(sub)
         self._apply_plan()
+
+    async def _batched_offer(self, sub: _Subscription) -> None:
+        await asyncio.sleep(OFFER_BATCH)
+        async with self.lock:
+            sub.offer_task = None
+            if sub.closed or self._closed:
+                return
+            if sub.offer_id is not None:
+                sub.dirty = True
+                return
+            self._add_transceivers(sub)
+            try:
+                await self._offer(sub)
+            except Exception:  # a connection closing under us; the next change offers again
+                log.exception(
+                    "room %s: renegotiation for %s failed", self.meeting_id, sub.participant
+                )
 
     def _apply_plan(self) -> None:
         policy = self.policy

@@ -4,8 +4,11 @@ worker resets only media; clients publish again and decode again."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,7 @@ async def sites(api: Any) -> AsyncIterator[Any]:
         opened.append((context, site))
         return site
 
+    join.meeting = meeting  # type: ignore[attr-defined]
     yield join
     for context, site in opened:
         await site.session.close()
@@ -124,3 +128,91 @@ async def test_publishing_before_admission_or_a_screen_without_the_role_is_refus
     assert answer["type"] == "ack"
     with pytest.raises(Exception, match="bad_sdp"):
         await chair.client.request("publish", sdp="v=0\r\nnonsense", source="screen")
+
+
+HOINGHI = str(Path(sys.executable).with_name("hoinghi"))
+
+
+def _media_line(out: str) -> dict[str, Any]:
+    """The ``HH:MM:SS media {...}`` line `hoinghi join` prints before leaving."""
+    lines = [line for line in out.splitlines() if line.split(" ", 2)[1:2] == ["media"]]
+    assert len(lines) == 1, out[-2000:]
+    return dict(json.loads(lines[0].split(" ", 2)[2]))
+
+
+async def test_hoinghi_join_publishes_a_test_pattern_and_receives_the_others(
+    sites: Any,
+) -> None:
+    chair = await sites(CHAIR)
+    meeting = sites.meeting
+    http = meeting.ws_url.replace("ws://", "http://").removesuffix("/ws")
+
+    async def hoinghi_join(unit: str, *extra: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            HOINGHI, "join", f"{http}/join/{meeting.tokens[unit]}", "--duration", "8",
+            "--media-address", "127.0.0.1", *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    full = await hoinghi_join(SNV, "--media", "test-pattern")
+    audio_only = await hoinghi_join(STTTT, "--media", "test-pattern", "--bandwidth", "audio")
+    results = await asyncio.wait_for(
+        asyncio.gather(full.communicate(), audio_only.communicate()), 40
+    )
+    (full_out, full_err), (audio_out, audio_err) = ((o.decode(), e.decode()) for o, e in results)
+    assert full.returncode == 0, full_err[-2000:]
+    assert audio_only.returncode == 0, audio_err[-2000:]
+    full_got = _media_line(full_out)["received"]
+    audio_got = _media_line(audio_out)["received"]
+    # The full site decodes the chair's video and hears both others.
+    assert full_got[chair.id]["video"] >= 60, full_got
+    assert full_got[chair.id]["audio"] >= 100, full_got
+    assert len([p for p, kinds in full_got.items() if kinds.get("audio", 0) >= 100]) == 2
+    # The audio-only site gets audio from both and no video from anyone.
+    assert audio_got[chair.id]["audio"] >= 100, audio_got
+    assert all("video" not in kinds for kinds in audio_got.values()), audio_got
+    # The chair received the pattern from the full site, and no video from the other.
+    joined = [e for e in chair.session.events if e.get("type") == "participant_joined"]
+    by_unit = {e["participant"]["unit"]: e["participant"]["id"] for e in joined}
+    assert chair.session.received.count(by_unit[SNV]) >= 60
+    assert chair.session.received.count(by_unit[SNV], "audio") >= 100
+    assert chair.session.received.count(by_unit[STTTT]) == 0
+    assert chair.session.received.count(by_unit[STTTT], "audio") >= 100
+
+
+async def test_hoinghi_join_with_a_missing_media_file_is_a_usage_error(sites: Any) -> None:
+    meeting = sites.meeting
+    http = meeting.ws_url.replace("ws://", "http://").removesuffix("/ws")
+    proc = await asyncio.create_subprocess_exec(
+        HOINGHI, "join", f"{http}/join/{meeting.tokens[SNV]}", "--media", "/nonexistent.webm",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2
+    assert "no such file" in err.decode()
+
+
+async def test_hoinghi_join_publishes_a_media_file(sites: Any, tmp_path: Path) -> None:
+    chair = await sites(CHAIR)
+    clip = tmp_path / "bản tin.webm"  # a Vietnamese file name survives the path
+    ffmpeg = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=15",
+        "-f", "lavfi", "-i", "sine=frequency=440", "-t", "2", "-c:v", "libvpx",
+        "-c:a", "libopus", str(clip),
+    )  # fmt: skip
+    assert await ffmpeg.wait() == 0
+    meeting = sites.meeting
+    http = meeting.ws_url.replace("ws://", "http://").removesuffix("/ws")
+    proc = await asyncio.create_subprocess_exec(
+        HOINGHI, "join", f"{http}/join/{meeting.tokens[SNV]}", "--duration", "7",
+        "--media-address", "127.0.0.1", "--media", str(clip),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    joined = [e for e in chair.session.events if e.get("type") == "participant_joined"]
+    snv = next(e["participant"]["id"] for e in joined if e["participant"]["unit"] == SNV)
+    # The clip is looped: more frames arrive than the 2 s file holds (30 at 15 fps).
+    assert chair.session.received.count(snv) >= 40
+    assert chair.session.received.count(snv, "audio") >= 100
+    assert _media_line(out.decode())["received"][chair.id]["video"] >= 40

@@ -171,6 +171,9 @@ def test_length_limits_are_inclusive():
     assert m.parse(frame({"type": "roll_call_answer", "present": True, "headcount": 0}))
     assert m.parse(frame({"type": "roll_call_answer", "present": True, "headcount": 1000}))
     assert m.parse(frame({"type": "chat", "text": "x", "id": "i" * 64})).id == "i" * 64
+    big_answer = frame({**VALID["answer"], "sdp": "a" * 250_000})
+    assert len(big_answer.encode()) <= m.MAX_FRAME_BYTES  # the largest SDP fits one frame
+    assert len(m.parse(big_answer).sdp) == 250_000
 
 
 def test_extra_unknown_fields_are_ignored():
@@ -325,6 +328,8 @@ OUT_OF_RANGE = [
     ("admit", "participant", ""),
     ("remove", "participant", "p" * 65),
     ("publish", "sdp", ""),
+    ("answer", "sdp", "a" * 250_001),
+    ("publish", "sdp", "a" * 250_001),
     ("end", "reason", "r" * 101),
     ("roll_call_start", "title", "t" * 101),
 ]
@@ -430,7 +435,7 @@ def test_moderately_deep_nesting_in_an_ignored_field_is_ignored():
 
 
 def test_a_huge_integer_is_bad_message_not_a_crash():
-    """A 5 kB frame (well under the 64 KiB limit) with a 5000-digit number.
+    """A 5 kB frame (well under the 256 KiB limit) with a 5000-digit number.
 
     Python refuses to convert integers of more than 4300 digits with ValueError,
     which must not escape parse (the session would close with 1011).

@@ -291,24 +291,24 @@ def _ping_frame_of(size: int) -> str:
     return frame
 
 
-async def test_frame_over_64_kib_closes_1009(meeting):
+async def test_frame_over_256_kib_closes_1009(meeting):
     async with meeting.client(SNV) as client:
-        await raw(client, _ping_frame_of(64 * 1024 + 1))
+        await raw(client, _ping_frame_of(256 * 1024 + 1))
         assert await closed_with(client) == 1009
 
 
-async def test_frame_of_exactly_64_kib_is_accepted(meeting):
-    # docs/protocol.md: "A frame is at most 64 KiB"; only larger frames close 1009.
+async def test_frame_of_exactly_256_kib_is_accepted(meeting):
+    # docs/protocol.md: "A frame is at most 256 KiB"; only larger frames close 1009.
     async with meeting.client(SNV) as client:
-        await raw(client, _ping_frame_of(64 * 1024))
+        await raw(client, _ping_frame_of(256 * 1024))
         event = await client.next_event(within=QUICK)
         assert event is not None, f"closed {client.ws.close_code} {client.ws.close_reason}"
         assert event == {"type": "pong", "id": "big"}
 
 
-async def test_frame_just_under_64_kib_is_accepted(meeting):
+async def test_frame_just_under_256_kib_is_accepted(meeting):
     async with meeting.client(SNV) as client:
-        await raw(client, _ping_frame_of(64 * 1024 - 1))
+        await raw(client, _ping_frame_of(256 * 1024 - 1))
         assert await client.next_event(within=QUICK) == {"type": "pong", "id": "big"}
 
 
