@@ -27,6 +27,8 @@ __all__ = [
     "AttendanceKind",
     "AuditEntry",
     "ChatMessage",
+    "CompositeStatus",
+    "DeliveryStatus",
     "Invitation",
     "InvitationRole",
     "Meeting",
@@ -45,6 +47,7 @@ __all__ = [
     "UnitKind",
     "UnitPublic",
     "UnitUpdate",
+    "WebhookDelivery",
     "WebhookSubscription",
 ]
 
@@ -106,7 +109,21 @@ class RecordingStatus(enum.StrEnum):
     RECORDING = "recording"
     FINISHED = "finished"
     FAILED = "failed"
-    INTERRUPTED = "interrupted"
+    INTERRUPTED = "interrupted"  # the server stopped mid-recording; finalised from disk
+
+
+class CompositeStatus(enum.StrEnum):
+    NONE = "none"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its next attempt
+    DELIVERED = "delivered"
+    GIVEN_UP = "given_up"  # every attempt failed
 
 
 def _local(value: datetime) -> str:
@@ -347,15 +364,29 @@ class RevokedToken(SQLModel, table=True):
 
 
 class Recording(SQLModel, table=True):
+    """One recording of a meeting (a meeting may have several: the chair stops and
+    starts again). ``path`` is the recording's directory relative to the storage
+    root; its ``manifest.json`` lists the track files."""
+
     id: int | None = Field(default=None, primary_key=True)
     meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    number: int = 1  # 1, 2, ... within the meeting
     status: RecordingStatus = Field(sa_type=enum_column(RecordingStatus))
-    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     path: str = Field(default="", max_length=1000)
     size_bytes: int = Field(default=0, sa_type=sa.BigInteger)
     duration_seconds: float = 0.0
     keep: bool = False
+    failure: str = Field(default="", max_length=500)  # why it failed or was interrupted
+    # Unit ids whose tracks the recording holds (for "recordings of unit X").
+    unit_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    composite_status: CompositeStatus = Field(
+        default=CompositeStatus.NONE, sa_type=enum_column(CompositeStatus)
+    )
+    composite_progress: float = 0.0  # 0..1
+    composite_path: str = Field(default="", max_length=1000)
+    composite_error: str = Field(default="", max_length=500)
 
 
 class WebhookSubscription(SQLModel, table=True):
@@ -367,6 +398,32 @@ class WebhookSubscription(SQLModel, table=True):
     events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: written when the event happens, so a
+    restart resumes pending deliveries (at least once). ``event_id`` is the
+    idempotency key the receiver sees in every attempt."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("subscription_id", "event_id", name="uq_delivery_event"),
+        sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="webhook_subscription.id", index=True)
+    event_id: str = Field(max_length=64)
+    event: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: DeliveryStatus = Field(
+        default=DeliveryStatus.PENDING, sa_type=enum_column(DeliveryStatus)
+    )
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_status: int | None = None  # the receiver's HTTP status of the last attempt
+    last_error: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AuditEntry(SQLModel, table=True):
