@@ -67,6 +67,19 @@ class Config:
     media_ports: str = ""
     # Camera videos each full-bandwidth site receives besides the chair and the floor.
     last_n: int = 4
+    # Recordings: a meeting with recording on is recorded when it goes live (needs
+    # the embedded media engine). Kept for this many days unless marked keep (0:
+    # forever); a command run after each recording finishes (its ids and paths in
+    # HOINGHI_RECORDING_* environment variables), like Jibri's finalize script.
+    recording_retention_days: int = 0
+    recording_command: str = ""
+    recording_command_timeout_seconds: int = 600
+    # Webhooks: attempts per delivery before giving up (the first retry after
+    # webhook_retry_seconds, doubling each time, at most an hour apart) and the
+    # time a receiver has to answer.
+    webhook_max_attempts: int = 8
+    webhook_retry_seconds: int = 2
+    webhook_timeout_seconds: int = 10
     log_level: str = "INFO"
     config_file: Path | None = field(default=None, compare=False)
 
@@ -105,6 +118,10 @@ class Config:
             "reconnect_grace_seconds",
             "heartbeat_seconds",
             "turn_ttl_seconds",
+            "recording_command_timeout_seconds",
+            "webhook_max_attempts",
+            "webhook_retry_seconds",
+            "webhook_timeout_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise InvalidInput(f"{name} must be positive", field=name)
@@ -120,6 +137,11 @@ class Config:
                 raise InvalidInput(
                     "media_ports is a range like 40000-40999 within 1024-65535", field="media_ports"
                 )
+        if self.recording_retention_days < 0:
+            raise InvalidInput(
+                "recording_retention_days is 0 (keep forever) or more",
+                field="recording_retention_days",
+            )
         if self.last_n < -1:
             raise InvalidInput("last_n is -1 (everyone) or more", field="last_n")
 
