@@ -164,6 +164,7 @@ class _Subscription:
     path: glue.SenderPath | None = None
     closed: bool = False
     offer_task: asyncio.Task[None] | None = None  # a batched renegotiation, waiting
+    offered: frozenset[TrackKey] = frozenset()  # the live tracks the last offer listed
 
 
 class MediaRoom:
@@ -474,14 +475,20 @@ class MediaRoom:
         offer = await pc.createOffer()
         await pc.setLocalDescription(offer)
         offer_id = f"o{next(_offer_ids)}"
+        live = self._live(sub)
         tracks = [
             {"mid": o.transceiver.mid, "participant": k[0], "source": k[1], "kind": k[2]}
             for k, o in sub.outs.items()
-            if (k[0], k[1]) in self.publications
+            if k in live
         ]
+        sub.offered = live
         sub.offer_id = offer_id
         sub.offer = {"offer_id": offer_id, "sdp": pc.localDescription.sdp, "tracks": tracks}
         self.emit(MediaEvent("subscribe_offer", sub.participant, dict(sub.offer)))
+
+    def _live(self, sub: _Subscription) -> frozenset[TrackKey]:
+        """The subscriber's tracks whose publication exists now."""
+        return frozenset(k for k in sub.outs if (k[0], k[1]) in self.publications)
 
     def _connect_outs(self, sub: _Subscription) -> None:
         """Bind each transceiver to its source track once the subscriber is connected."""
@@ -522,7 +529,10 @@ class MediaRoom:
     async def _reconcile(self) -> None:
         """Make transceivers follow the publications, then apply Last-N."""
         for sub in list(self.subscriptions.values()):
-            if self._add_transceivers(sub):
+            # Offer again when a track appears, or when one goes or comes back on its old
+            # transceiver (unpublish, re-publish): `tracks` tells the client which are live.
+            added = self._add_transceivers(sub)
+            if added or (sub.answered and self._live(sub) != sub.offered):
                 if sub.offer_id is not None:
                     sub.dirty = True  # offered again once this one is answered
                 elif not sub.answered:
@@ -542,6 +552,8 @@ class MediaRoom:
                 sub.dirty = True
                 return
             self._add_transceivers(sub)
+            if self._live(sub) == sub.offered:
+                return  # what changed changed back (a quick re-publish)
             try:
                 await self._offer(sub)
             except Exception:  # a connection closing under us; the next change offers again

@@ -206,3 +206,32 @@ async def test_bad_offers_are_refused_with_a_code(sfu: Harness) -> None:
         async with sfu.room.lock:
             await sfu.room.answer("chair", "o-unknown", "v=0\r\n")
     assert refused.value.code == "bad_sdp"
+
+
+async def test_a_track_that_goes_leaves_the_next_offer_and_comes_back_with_its_publisher(
+    sfu: Harness,
+) -> None:
+    # A presenter that stops sharing, a site that leaves: the transceiver stays (no
+    # m-line is removed) but a new offer lists only live tracks, so clients drop the
+    # tile; a re-publish on the same transceiver is listed again.
+    members = [MemberPolicy("chair", is_chair=True), MemberPolicy("b")]
+    await sfu.policy(*members)
+    await sfu.publish("chair")
+    await until(lambda: sfu.subscribers["b"].video_from("chair") >= 10, 20, "video")
+
+    def last_tracks() -> list[tuple[str, str]]:
+        offers = [e for e in sfu.events if e.type == "subscribe_offer" and e.participant == "b"]
+        return sorted((t["participant"], t["kind"]) for t in offers[-1].data["tracks"])
+
+    assert last_tracks() == [("chair", "audio"), ("chair", "video")]
+    offers_before = sfu.subscribers["b"].offers
+    async with sfu.room.lock:
+        await sfu.room.unpublish("chair", "camera")
+    await until(lambda: sfu.subscribers["b"].offers > offers_before, 5, "an offer after unpublish")
+    assert last_tracks() == []
+    offers_before = sfu.subscribers["b"].offers
+    await sfu.publish("chair")
+    await until(lambda: sfu.subscribers["b"].offers > offers_before, 5, "an offer after publish")
+    assert last_tracks() == [("chair", "audio"), ("chair", "video")]
+    frames = sfu.subscribers["b"].video_from("chair")
+    await until(lambda: sfu.subscribers["b"].video_from("chair") >= frames + 10, 20, "video again")

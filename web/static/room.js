@@ -203,8 +203,11 @@ export class Room {
     let screen = null;
     const audioMids = new Set();
     for (const t of tracks) {
-      if (t.kind === "video" && t.source === "screen") screen = t;
-      else if (t.kind === "video") cameras.set(t.participant, t);
+      if (t.kind === "video" && t.source === "screen") {
+        // Only the current presenter's screen: a revoked one is hidden at once,
+        // before the server's next offer drops it from `tracks`.
+        if (t.participant === c.presenter) screen = t;
+      } else if (t.kind === "video") cameras.set(t.participant, t);
       else if (t.kind === "audio") {
         audioMids.add(t.mid);
         let audio = this.audio.get(t.mid);
