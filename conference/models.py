@@ -39,7 +39,9 @@ __all__ = [
     "MeetingUpdate",
     "PresenceHeartbeat",
     "Recording",
+    "RecordingPublic",
     "RecordingStatus",
+    "RecordingUpdate",
     "RevokedToken",
     "Role",
     "Unit",
@@ -387,6 +389,33 @@ class Recording(SQLModel, table=True):
     composite_progress: float = 0.0  # 0..1
     composite_path: str = Field(default="", max_length=1000)
     composite_error: str = Field(default="", max_length=500)
+
+
+class RecordingPublic(SQLModel):
+    id: int
+    meeting_id: int
+    meeting_title: str
+    number: int
+    status: RecordingStatus
+    started_at: datetime
+    ended_at: datetime | None
+    duration_seconds: float
+    size_bytes: int
+    keep: bool
+    failure: str
+    unit_ids: list[int]
+    composite_status: CompositeStatus
+    composite_progress: float
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @field_serializer("started_at", "ended_at")
+    def _show_local(self, value: datetime | None) -> str | None:
+        return None if value is None else _local(value)
+
+
+class RecordingUpdate(SQLModel):
+    model_config = _FORBID
+    keep: bool
 
 
 class WebhookSubscription(SQLModel, table=True):

@@ -764,6 +764,16 @@ class Room:
         fx.events.append(("recording.state", {"meeting_id": self.info.meeting_id, "on": on}))
         return fx
 
+    def recording_failed(self, reason: str, now: datetime) -> Effects:
+        """The recorder could not go on (disk full, unwritable): recording is off, and
+        everyone sees it (participants must know whether they are recorded)."""
+        fx = Effects()
+        if not self.recording:
+            return fx
+        self.recording = False
+        fx.send(self._ids(self._in_room()), {"type": "recording", "on": False, "reason": reason})
+        return fx
+
     def _on_recording(self, p: Participant, msg: m.Recording, now: datetime) -> Effects:
         fx = self._ack(p, msg)
         fx.extend(self._set_recording(msg.on, now))

@@ -14,6 +14,10 @@ from conference.links import JoinLinks
 from conference.migrate import current_revision, head_revision, upgrade
 from conference.throttle import LoginThrottle
 from conference.tokens import TokenService
+from recordings.jobs import CompositeJobs
+from recordings.service import RecorderSettings, RecordingService
+from recordings.storage import LocalStorage
+from recordings.webhooks import Webhooks, WebhookSettings
 from signaling.bus import InProcessBus
 from signaling.ice import IceServers
 from signaling.media import MediaEngine, NoMedia
@@ -24,8 +28,24 @@ from .api import Api
 from .api_admin import add_admin_routes
 from .api_auth import add_auth_routes
 from .api_meetings import add_meeting_routes
+from .api_recordings import add_recording_routes
 from .api_units import add_unit_routes
-from .appkeys import BUS, CONFIG, DATABASE, KEYRING, LINKS, MEDIA, ROOMS, SESSIONS, TOKENS
+from .api_webhooks import add_webhook_routes
+from .appkeys import (
+    BUS,
+    COMPOSITES,
+    CONFIG,
+    DATABASE,
+    KEYRING,
+    LINKS,
+    MEDIA,
+    RECORDING_STORAGE,
+    RECORDINGS,
+    ROOMS,
+    SESSIONS,
+    TOKENS,
+    WEBHOOKS,
+)
 from .errors import error_middleware
 from .pages import add_page_routes
 
@@ -102,9 +122,28 @@ def create_app(config: Config) -> web.Application:
         ),
     )
     app[SESSIONS] = SessionSettings()
+    app[RECORDING_STORAGE] = LocalStorage(config.data_dir / "recordings")
+    app[RECORDINGS] = RecordingService(
+        app[DATABASE],
+        app[RECORDING_STORAGE],
+        app[ROOMS],
+        app[BUS],
+        RecorderSettings(
+            enabled=config.media != "none",
+            media_address=config.media_address,
+            command=config.recording_command,
+            command_timeout=config.recording_command_timeout_seconds,
+            retention_days=config.recording_retention_days,
+            log_level=config.log_level,
+        ),
+    )
+    app[COMPOSITES] = CompositeJobs(app[DATABASE], app[RECORDING_STORAGE], app[BUS])
+    app[WEBHOOKS] = Webhooks(app[DATABASE], WebhookSettings.from_config(config))
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_rooms)
+    app.cleanup_ctx.append(_recordings)
     app.router.add_get(
         "/ws",
         websocket_handler(lambda r: (r.app[ROOMS], r.app[DATABASE], r.app[LINKS], r.app[SESSIONS])),
@@ -115,6 +154,8 @@ def create_app(config: Config) -> web.Application:
     add_auth_routes(api, LoginThrottle())
     add_unit_routes(api)
     add_meeting_routes(api)
+    add_recording_routes(api)
+    add_webhook_routes(api)
     api.install(app)
     add_page_routes(app)
     return app
@@ -149,6 +190,26 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
     await app[ROOMS].recover()
     yield
     await app[ROOMS].close()
+
+
+async def _recordings(app: web.Application) -> AsyncIterator[None]:
+    """After rooms recover: finalise recordings a crash left open, then follow rooms.
+    On shutdown, before rooms close: recorders stop and their files are finalised."""
+    await app[RECORDINGS].start()
+    await app[COMPOSITES].start()
+    yield
+    await app[COMPOSITES].close()
+    await app[RECORDINGS].close()
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """Between the database and the rooms: pending deliveries resume once the schema
+    is ready, and events rooms publish while they close are still enqueued."""
+    webhooks = app[WEBHOOKS]
+    await webhooks.follow(app[BUS])
+    await webhooks.start()
+    yield
+    await webhooks.close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

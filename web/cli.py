@@ -136,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--duration", type=float, help="leave after this many seconds")
     join.add_argument("--display-name", help="the name others see (default: the unit's)")
 
+    recs = sub.add_parser("recordings", help="recorded meetings")
+    recs_sub = recs.add_subparsers(dest="recordings_command", required=True)
+    rec_list = recs_sub.add_parser("list", help="list recordings")
+    _common(rec_list)
+    rec_list.add_argument("--meeting", type=int, help="only this meeting's")
+    rec_compose = recs_sub.add_parser(
+        "compose", help="make a recording's composite MP4 here, with a progress bar"
+    )
+    _common(rec_compose)
+    rec_compose.add_argument("recording", type=int, help="the recording's id")
+    rec_compose.add_argument("--layout", choices=["speaker", "grid"], default="speaker")
+
     keys = sub.add_parser("keys", help="token signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     _common(
@@ -218,6 +230,21 @@ async def _with_db(config: Config, action: Any) -> Any:
         await db.close()
 
 
+async def _recordings(config: Config, args: argparse.Namespace) -> int:
+    from recordings.commands import compose_recording, list_recordings
+    from recordings.storage import LocalStorage
+
+    db = Database(config.effective_database_url)
+    try:
+        await prepare_database(db)
+        if args.recordings_command == "list":
+            return await list_recordings(db, sys.stdout, args.meeting)
+        storage = LocalStorage(config.data_dir / "recordings")
+        return await compose_recording(db, storage, args.recording, layout=args.layout)
+    finally:
+        await db.close()
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -284,6 +311,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"units: {len(result.created)} created, {len(result.updated)} updated, "
             f"{len(result.unchanged)} unchanged"
         )
+    elif args.command == "recordings":
+        return asyncio.run(_recordings(config, args))
     elif args.command == "keys":
         ring = load_or_create_keyring(config.data_dir)
         key = ring.rotate()

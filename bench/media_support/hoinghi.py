@@ -81,8 +81,10 @@ class Hoinghi(System):
         media_workers: int = 1,
         rooms: list[int] | None = None,
         extra_args: list[str] | None = None,
+        recording: bool = False,
     ) -> None:
         self.media_address = media_address
+        self.recording = recording  # meetings record (bench.recording)
         self.log_dir = log_dir
         self.media_workers = media_workers
         self.rooms_wanted = rooms or [1, 4, 8, 16, 32, 30]
@@ -143,6 +145,7 @@ class Hoinghi(System):
                                 "chair_unit": units[0],
                                 "invited_units": units[1:],
                                 "auto_admit": True,
+                                "recording": self.recording,
                             }
                         ),
                     )

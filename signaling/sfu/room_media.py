@@ -23,15 +23,12 @@ from typing import Any
 
 from aiortc import RTCSessionDescription, clock
 from aiortc.codecs import HEADER_EXTENSIONS
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
-    RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
-    pack_remb_fci,
 )
 from aiortc.sdp import candidate_from_sdp
 
@@ -39,7 +36,8 @@ from ..errors import RequestRefused
 from ..media import MediaEvent, RoomPolicy
 from . import aiortc_glue as glue
 from . import rtp_bytes as rb
-from .forwarder import InTrack, OutState, OutStream, Seen
+from .forwarder import InTrack, OutState, OutStream
+from .ingest import Ingest, spawn
 from .lastn import Member, Plan, plan
 from .speaker import SpeakerDetector
 
@@ -63,76 +61,6 @@ OFFER_BATCH = 0.3
 
 def _bad_sdp(message: str) -> RequestRefused:
     return RequestRefused("bad_sdp", message)
-
-
-class _Ingest:
-    """The light part of aiortc's receive path for one publisher receiver:
-    statistics for receiver reports, RTX unwrap, NACK and REMB upstream."""
-
-    def __init__(self, receiver: Any, track: InTrack, abs_send_time_id: int | None) -> None:
-        self.receiver = receiver
-        self.track = track
-        self.state: glue.ReceiverState | None = None
-        self.nack = NackGenerator() if track.is_video else None
-        self.abs_id = abs_send_time_id
-        self.rtx: dict[int, tuple[int, int]] = {}  # rtx pt -> (media pt, clock rate)
-
-    def _ready(self) -> glue.ReceiverState | None:
-        if self.state is None:
-            state = glue.receiver_state(self.receiver)
-            if not state.codecs:
-                return None  # receive() not called yet
-            self.state = state
-            for pt, codec in state.codecs.items():
-                if codec.mimeType.lower().endswith("/rtx"):
-                    apt = int(codec.parameters.get("apt", -1))
-                    self.rtx[pt] = (apt, codec.clockRate)
-        return self.state
-
-    def on_rtp(self, data: bytes, view: rb.RtpView) -> None:
-        state = self._ready()
-        if state is None:
-            return
-        codec = state.codecs.get(view.payload_type)
-        if codec is None:
-            return
-        stats = state.remote_streams.get(view.ssrc)
-        if stats is None:
-            stats = state.remote_streams[view.ssrc] = StreamStatistics(codec.clockRate)
-        seen: Any = Seen(view.sequence, view.timestamp)  # what aiortc reads of a packet
-        stats.add(seen)
-        rtx = self.rtx.get(view.payload_type)
-        if rtx is not None:
-            media_ssrc = state.rtx_ssrc.get(view.ssrc)
-            if media_ssrc is None or view.payload_end - view.payload_offset < 2:
-                return  # a padding-only probe
-            data = rb.unwrap_rtx(data, view, rtx[0], media_ssrc)
-            view = rb.parse(data)
-            seen = Seen(view.sequence, view.timestamp)
-        if self.nack is not None and self.nack.add(seen):
-            _spawn(self.receiver._send_rtcp_nack(view.ssrc, sorted(self.nack.missing)))
-        if self.abs_id is not None and state.remb is not None:
-            value = rb.find_extension(data, view, self.abs_id)
-            if value is not None and len(value) == 3:
-                remb = state.remb.add(
-                    abs_send_time=int.from_bytes(value, "big"),
-                    arrival_time_ms=clock.current_ms(),
-                    payload_size=len(data) - view.payload_offset,
-                    ssrc=view.ssrc,
-                )
-                rtcp_ssrc = state.rtcp_ssrc()
-                if remb is not None and rtcp_ssrc is not None:
-                    _spawn(
-                        self.receiver._send_rtcp(
-                            RtcpPsfbPacket(
-                                fmt=RTCP_PSFB_APP,
-                                ssrc=rtcp_ssrc,
-                                media_ssrc=0,
-                                fci=pack_remb_fci(*remb),
-                            )
-                        )
-                    )
-        self.track.forward(data, view)
 
 
 @dataclass(slots=True)
@@ -230,7 +158,7 @@ class MediaRoom:
             await pc.close()
             raise _bad_sdp("the offer has no VP8 video or no Opus audio")
         publication = _Publication(pid, source, pc)
-        ingests: dict[Any, _Ingest] = {}
+        ingests: dict[Any, Ingest] = {}
         for t in pc.getTransceivers():
             glue.stop_decoding(t.receiver)
             ext = glue.header_extension_ids(t)
@@ -246,7 +174,9 @@ class MediaRoom:
                 level_id=ext.get(glue.AUDIO_LEVEL_URI),
             )
             publication.tracks[t.kind] = track
-            ingests[receiver] = _Ingest(receiver, track, ext.get(glue.ABS_SEND_TIME_URI))
+            ingests[receiver] = Ingest(
+                receiver, track.forward, track.is_video, ext.get(glue.ABS_SEND_TIME_URI)
+            )
         router: Any = pc.getTransceivers()[0].receiver.transport._rtp_router
 
         def on_rtp(data: bytes, dtls: Any) -> None:
@@ -646,7 +576,7 @@ class MediaRoom:
 
 def _pli_sender(receiver: Any) -> Callable[[int], None]:
     def send_pli(ssrc: int) -> None:
-        _spawn(receiver._send_rtcp_pli(ssrc))
+        spawn(receiver._send_rtcp_pli(ssrc))
 
     return send_pli
 
@@ -662,12 +592,3 @@ def _rtcp_handler(stream: OutStream) -> Callable[[Any], bool]:
         return False
 
     return handle
-
-
-_background: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)

@@ -1,0 +1,134 @@
+"""``hoinghi recordings list`` and ``hoinghi recordings compose ID``: the clerk's
+and the administrator's command line for recordings.
+
+``compose`` makes the composite in this process with a progress bar on the
+terminal, and records its state in the recording's row like the server's
+background job does (so the API and pages show it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import TextIO
+
+from sqlmodel import col, select
+
+from conference.actors import SYSTEM
+from conference.audit import record_audit
+from conference.db import Database
+from conference.models import CompositeStatus, Meeting, Recording, RecordingStatus
+from conference.timezone import to_local
+
+from .composite import Layout, compose
+from .jobs import COMPOSITE_NAME
+from .storage import Storage
+
+__all__ = ["compose_recording", "list_recordings", "progress_bar"]
+
+BAR = 30
+
+
+def progress_bar(out: TextIO, fraction: float, started: float) -> None:
+    """``[#########.....................]  31 %  0:12`` on one line, redrawn in place."""
+    fraction = max(0.0, min(1.0, fraction))
+    filled = round(fraction * BAR)
+    elapsed = int(time.monotonic() - started)
+    line = f"\r[{'#' * filled}{'.' * (BAR - filled)}] {fraction * 100:3.0f} %  {elapsed // 60}:{elapsed % 60:02d}"
+    out.write(line)
+    out.flush()
+
+
+async def list_recordings(db: Database, out: TextIO, meeting_id: int | None = None) -> int:
+    query = select(Recording, Meeting.title).join(
+        Meeting, col(Meeting.id) == col(Recording.meeting_id)
+    )
+    if meeting_id is not None:
+        query = query.where(col(Recording.meeting_id) == meeting_id)
+    async with db.read() as session:
+        rows = (await session.exec(query.order_by(col(Recording.started_at)))).all()
+    for row, title in rows:
+        out.write(
+            f"{row.id:>5}  {to_local(row.started_at):%d/%m/%Y %H:%M}  {row.status.value:<11} "
+            f"{row.duration_seconds / 60:6.1f} min  composite {row.composite_status.value:<7} "
+            f"m{row.meeting_id} #{row.number} {title}\n"
+        )
+    if not rows:
+        out.write("no recordings\n")
+    return 0
+
+
+async def compose_recording(
+    db: Database,
+    storage: Storage,
+    recording_id: int,
+    *,
+    layout: Layout = "speaker",
+    out: TextIO = sys.stderr,
+) -> int:
+    """Make recording ``recording_id``'s composite here; 0 when done, 1 when it failed."""
+    async with db.write() as session:
+        row = await session.get(Recording, recording_id)
+        if row is None:
+            out.write(f"hoinghi: no recording {recording_id}\n")
+            return 1
+        if row.status not in (RecordingStatus.FINISHED, RecordingStatus.INTERRUPTED):
+            out.write(f"hoinghi: recording {recording_id} is {row.status.value}, not finished\n")
+            return 1
+        row.composite_status = CompositeStatus.RUNNING
+        row.composite_progress = 0.0
+        session.add(row)
+        key = row.path
+    directory = storage.workdir(key)
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    last_write = [0.0]
+
+    def progress(fraction: float) -> None:
+        progress_bar(out, fraction, started)
+        now = time.monotonic()
+        if now - last_write[0] >= 1.0:
+            last_write[0] = now
+            asyncio.run_coroutine_threadsafe(_progress(db, recording_id, fraction), loop)
+
+    try:
+        await asyncio.to_thread(compose, directory, layout=layout, progress=progress)
+    except Exception as e:
+        out.write(f"\nhoinghi: the composite failed: {e}\n")
+        await _done(db, recording_id, CompositeStatus.FAILED, str(e)[:500])
+        return 1
+    progress_bar(out, 1.0, started)
+    out.write(f"\n{directory / COMPOSITE_NAME}\n")
+    await _done(db, recording_id, CompositeStatus.DONE, "")
+    return 0
+
+
+async def _progress(db: Database, recording_id: int, fraction: float) -> None:
+    async with db.write() as session:
+        row = await session.get(Recording, recording_id)
+        if row is not None and row.composite_status is CompositeStatus.RUNNING:
+            row.composite_progress = max(0.0, min(1.0, fraction))
+            session.add(row)
+
+
+async def _done(db: Database, recording_id: int, status: CompositeStatus, error: str) -> None:
+    async with db.write() as session:
+        row = await session.get(Recording, recording_id)
+        if row is None:
+            return
+        row.composite_status = status
+        row.composite_error = error
+        if status is CompositeStatus.DONE:
+            row.composite_progress = 1.0
+            row.composite_path = COMPOSITE_NAME
+        session.add(row)
+        record_audit(
+            session,
+            SYSTEM,
+            f"recording.composite_{status.value}",
+            "recording",
+            recording_id,
+            error=error,
+            by="cli",
+        )
