@@ -293,3 +293,29 @@ async def test_a_full_disk_mid_recording_fails_it_with_the_reason_and_the_meetin
         lambda: snv.session.received.count(chair.client.participant) > before + 30, 15, "video"
     )
     assert (await chair.client.request("chat", text="Vẫn họp", to="all"))["type"] == "ack"
+
+
+async def test_a_site_that_publishes_again_keeps_one_file_per_track(room: Any, api: Any) -> None:
+    # A browser whose network dropped publishes on a new connection; the SFU keeps
+    # the subscriber's m-line (and continues its sequence and timestamps), so the
+    # recording goes on in the same file instead of starting a new one.
+    chair = await room(CHAIR)
+    snv = await room(SNV)
+    meeting = room.meeting
+    await wait_status(api, meeting.id, "recording", 15)
+    snv_id = snv.client.participant
+    await until(lambda: chair.session.received.count(snv_id) >= 30, 20, "video before")
+    await asyncio.sleep(2)
+    await snv.session.publish()  # a new publishing connection, new tracks
+    before = chair.session.received.count(snv_id)
+    await until(lambda: chair.session.received.count(snv_id) >= before + 60, 20, "video after")
+    await chair.client.request("recording", on=False)
+    rec = await wait_status(api, meeting.id, "finished", 30)
+    detail = await api.call("GET", f"/api/recordings/{rec['id']}", as_user="vanthu")
+    tracks = [f for f in detail["files"] if f["kind"] in ("audio", "video")]
+    snv_tracks = [f for f in tracks if f["unit_name"] == "Sở Nội vụ"]
+    assert sorted(f["kind"] for f in snv_tracks) == ["audio", "video"], tracks
+    video = next(f for f in snv_tracks if f["kind"] == "video")
+    # One file spanning before and after the re-publish (about the whole recording).
+    assert video["start_offset"] + video["duration"] >= rec["duration_seconds"] - 1.5, (video, rec)
+    assert video["duration"] >= 4.0, video
