@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -85,15 +86,34 @@ async def compose_recording(
     started = time.monotonic()
     last_write = [0.0]
 
+    stop = threading.Event()
+
     def progress(fraction: float) -> None:
+        if stop.is_set() and fraction < 1.0:
+            raise _Stopped  # compose() removes its temporary file on the way out
         progress_bar(out, fraction, started)
         now = time.monotonic()
         if now - last_write[0] >= 1.0:
             last_write[0] = now
             asyncio.run_coroutine_threadsafe(_progress(db, recording_id, fraction), loop)
 
+    work = asyncio.ensure_future(
+        asyncio.to_thread(compose, directory, layout=layout, progress=progress)
+    )
     try:
-        await asyncio.to_thread(compose, directory, layout=layout, progress=progress)
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        # Ctrl+C. A thread cannot be cancelled: it is told to stop at its next progress
+        # call (a fraction of a second), and the row must not say "running" for ever.
+        stop.set()
+        try:
+            await work
+        except Exception:
+            out.write("\nhoinghi: stopped, no composite made\n")
+            await _done(db, recording_id, CompositeStatus.FAILED, "stopped before it was done")
+        else:
+            await _done(db, recording_id, CompositeStatus.DONE, "")
+        raise
     except Exception as e:
         out.write(f"\nhoinghi: the composite failed: {e}\n")
         await _done(db, recording_id, CompositeStatus.FAILED, str(e)[:500])
@@ -102,6 +122,10 @@ async def compose_recording(
     out.write(f"\n{directory / COMPOSITE_NAME}\n")
     await _done(db, recording_id, CompositeStatus.DONE, "")
     return 0
+
+
+class _Stopped(Exception):
+    """Raised in the composite's thread, by its progress callback, to end it early."""
 
 
 async def _progress(db: Database, recording_id: int, fraction: float) -> None:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -37,6 +38,7 @@ LAYOUTS = ("speaker", "grid")
 COMPOSITE_NAME = "composite.mp4"
 NICE = 10
 PROGRESS_EVERY = 1.0  # seconds between progress writes to the database
+ERROR_TAIL = 16_384  # bytes of the child's stderr kept for the error message
 
 
 class CompositeJobs:
@@ -121,28 +123,34 @@ class CompositeJobs:
         directory = self.storage.workdir(row.path)
         await self._set(recording_id, CompositeStatus.RUNNING, progress=0.0)
         args = [sys.executable, "-m", "recordings.composite", str(directory), "--layout", layout]
-        process = self.current = await asyncio.create_subprocess_exec(
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=lambda: os.nice(NICE),
-        )
-        assert process.stdout is not None
-        assert process.stderr is not None
-        last_write = 0.0
-        done: dict[str, Any] | None = None
-        async for raw in process.stdout:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue
-            if "done" in line:
-                done = line
-            elif "progress" in line and time.monotonic() - last_write >= PROGRESS_EVERY:
-                last_write = time.monotonic()
-                await self._set(recording_id, CompositeStatus.RUNNING, progress=line["progress"])
-        err = (await process.stderr.read()).decode("utf-8", "replace").strip()
-        code = await process.wait()
+        # The child's stderr goes to a file, not a pipe: unread while we follow stdout, a
+        # pipe fills (a child logging a warning per missing track) and blocks the child
+        # for good, and then ``wait()`` in close() too.
+        with tempfile.TemporaryFile() as errors:
+            process = self.current = await asyncio.create_subprocess_exec(
+                *args,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errors,
+                preexec_fn=lambda: os.nice(NICE),
+            )
+            assert process.stdout is not None
+            last_write = 0.0
+            done: dict[str, Any] | None = None
+            async for raw in process.stdout:
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                if "done" in line:
+                    done = line
+                elif "progress" in line and time.monotonic() - last_write >= PROGRESS_EVERY:
+                    last_write = time.monotonic()
+                    await self._set(
+                        recording_id, CompositeStatus.RUNNING, progress=line["progress"]
+                    )
+            code = await process.wait()
+            errors.seek(max(0, errors.seek(0, os.SEEK_END) - ERROR_TAIL))
+            err = errors.read().decode("utf-8", "replace").strip()
         self.current = None
         if code != 0 or done is None:
             message = (err.splitlines() or [f"exit status {code}"])[-1][:500]

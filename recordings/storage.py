@@ -12,6 +12,7 @@ store would upload from it on ``commit``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from datetime import datetime
@@ -44,7 +45,9 @@ class Storage(Protocol):
         """The local path of file ``name`` of recording ``key``, None if it is not there."""
         ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Remove the recording ``key``; OSError if it could not all be removed."""
+        ...
 
     def size(self, key: str) -> int: ...
 
@@ -87,8 +90,11 @@ class LocalStorage:
         return path
 
     def delete(self, key: str) -> None:
+        """Remove the recording's directory (gone already is fine). OSError if anything
+        in it could not be removed: the caller must not count it deleted."""
         path = self._dir(key)
-        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(path)
         # Remove the meeting and date directories once empty.
         for parent in path.parents:
             if parent == self.root or not parent.is_relative_to(self.root):

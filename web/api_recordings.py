@@ -75,7 +75,8 @@ class CompositeRequest(BaseModel):
 
 def _recording_id(request: web.Request) -> int:
     text = request.match_info["recording_id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 12:
+    # Digits only, and within a 32-bit id (PostgreSQL's integer): anything else is unknown.
+    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) >= 2**31:
         raise NotFound("no such recording", code="recording_not_found")
     return int(text)
 
@@ -225,9 +226,11 @@ def add_recording_routes(api: Api) -> None:
             raise ApiError(409, "composite_running", "the composite is being made already")
         assert row.id is not None
         try:
-            await request.app[COMPOSITES].queue(row.id, call.body.layout)
+            queued = await request.app[COMPOSITES].queue(row.id, call.body.layout)
         except ValueError as e:
             raise ApiError(409, "not_composable", str(e)) from e
+        if not queued:  # the runner holds a job for it still (its row may say done already)
+            raise ApiError(409, "composite_running", "the composite is being made already")
         async with db.write() as session:
             record_audit(
                 session, call.who, "recording.compose", "recording", row.id, layout=call.body.layout
