@@ -26,6 +26,7 @@ from signaling.session import SessionSettings, websocket_handler
 
 from .api import Api
 from .api_admin import add_admin_routes
+from .api_attendance import add_attendance_routes
 from .api_auth import add_auth_routes
 from .api_meetings import add_meeting_routes
 from .api_recordings import add_recording_routes
@@ -154,6 +155,7 @@ def create_app(config: Config) -> web.Application:
     add_auth_routes(api, LoginThrottle())
     add_unit_routes(api)
     add_meeting_routes(api)
+    add_attendance_routes(api)
     add_recording_routes(api)
     add_webhook_routes(api)
     api.install(app)
