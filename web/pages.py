@@ -1,4 +1,8 @@
-"""Server-rendered pages (jinja2, Vietnamese): login, and the join link's page.
+"""Server-rendered pages (jinja2): login, and the join link's page.
+
+Every page is in Vietnamese (the default) or English, chosen per request
+(web/i18n.py); templates mark their text for gettext (``jinja2.ext.i18n``) and
+the page embeds the client's text in its language as JSON (``#i18n-messages``).
 
 The join page is the browser client's entry: it shows the meeting and the
 unit, runs the device check and then the room on the same page (no reload).
@@ -10,22 +14,30 @@ since the Content-Security-Policy allows no inline script.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
+from jinja2.runtime import Context
 
 from conference.errors import DomainError
 from conference.invitations import verify_join_token
-from conference.timezone import to_local
 
 from .appkeys import DATABASE, LINKS
+from .i18n import N_, Language, language_links, load_languages, remember_locale, request_locale
 
-__all__ = ["CONTENT_SECURITY_POLICY", "REFUSAL_TEXT", "STATIC_DIR", "add_page_routes"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "LANGUAGES",
+    "REFUSAL_TEXT",
+    "ROLE_TEXT",
+    "STATIC_DIR",
+    "add_page_routes",
+]
 
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+LANGUAGES = web.AppKey("languages", dict[str, Language])
 STATIC_DIR = Path(__file__).parent / "static"
 
 # Scripts and styles only from files of this origin: user text (unit names, chat)
@@ -46,18 +58,51 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 # What an operator reads when a join link is refused (codes from conference.tokens).
+# Msgids: translated when the page is rendered, in the request's language.
 REFUSAL_TEXT = {
-    "token_expired": "Đường dẫn đã hết hạn: cuộc họp đã kết thúc.",
-    "token_not_yet_valid": "Chưa đến giờ: phòng chờ mở trước giờ họp.",
-    "token_revoked": "Lời mời này đã bị thu hồi hoặc đã được cấp lại.",
-    "meeting_cancelled": "Cuộc họp đã bị hủy.",
-    "meeting_ended": "Cuộc họp đã kết thúc.",
+    "token_expired": N_("The link has expired: the meeting is over."),
+    "token_not_yet_valid": N_("Too early: the lobby opens shortly before the meeting."),
+    "token_revoked": N_("This invitation has been revoked or issued again."),
+    "meeting_cancelled": N_("The meeting has been cancelled."),
+    "meeting_ended": N_("The meeting has ended."),
 }
-_DEFAULT_REFUSAL = "Đường dẫn không hợp lệ. Vui lòng liên hệ Văn phòng để được cấp lại."
+_DEFAULT_REFUSAL = N_("The link is not valid. Please ask the Office for a new one.")
+
+# A site's role as the join page names it.
+ROLE_TEXT = {
+    "chair": N_("chair"),
+    "participant": N_("participating site"),
+    "observer": N_("observer"),
+}
 
 
-def _local_time(value: datetime) -> str:
-    return to_local(value).strftime("%H:%M ngày %d/%m/%Y")
+@jinja2.pass_context
+def _gettext(context: Context, message: str) -> str:
+    language: Language = context["language"]
+    return language.gettext(message)
+
+
+@jinja2.pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    language: Language = context["language"]
+    return language.ngettext(singular, plural, n)
+
+
+def _templates() -> jinja2.Environment:
+    """Templates whose gettext calls translate into the ``language`` they are rendered with."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("web", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
+    # `{% trans %}` blocks lose their line breaks and indentation (babel.cfg: trimmed).
+    env.policies["ext.i18n.trimmed"] = True
+    # Newstyle: `_("%(n)s items", n=3)` formats and escapes its variables itself.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_gettext, ngettext=_ngettext, newstyle=True
+    )
+    return env
 
 
 def _json_for_script(data: Any) -> str:
@@ -66,35 +111,54 @@ def _json_for_script(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
-    html = request.app[TEMPLATES].get_template(name).render(**context)
+def _language(request: web.Request) -> Language:
+    return request.app[LANGUAGES][request_locale(request)]
+
+
+def _render(
+    request: web.Request, language: Language, name: str, status: int = 200, **context: Any
+) -> web.Response:
+    client_i18n = {"locale": language.code, "messages": language.js_messages}
+    template = request.app[TEMPLATES].get_template(name)
+    html = template.render(
+        language=language,
+        language_links=language_links(request, language.code, request.app[LANGUAGES].values()),
+        i18n_json=_json_for_script(client_i18n),
+        **context,
+    )
     response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     # The join page carries a token in its address and the room's state: never cache it.
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = language.code
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    remember_locale(request, response)
     return response
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/login")
+    # The query goes along: `/?lang=en` opens the login page in English.
+    raise web.HTTPFound(request.rel_url.with_path("/login").with_query(request.query))
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
-    return _render(request, "login.html")
+    return _render(request, _language(request), "login.html")
 
 
 async def join_page(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
+    language = _language(request)
     try:
         async with request.app[DATABASE].read() as session:
             grant = await verify_join_token(session, request.app[LINKS], token)
     except DomainError as e:
         return _render(
             request,
+            language,
             "join_refused.html",
             status=403,
             code=e.code,
-            reason=REFUSAL_TEXT.get(e.code, _DEFAULT_REFUSAL),
+            reason=language.gettext(REFUSAL_TEXT.get(e.code, _DEFAULT_REFUSAL)),
         )
     meeting = grant.meeting
     role = grant.invitation.role.value
@@ -109,22 +173,21 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     }
     return _render(
         request,
+        language,
         "join.html",
         meeting=meeting,
         unit=grant.unit,
         role=role,
-        starts=_local_time(meeting.starts_at),
-        ends=_local_time(meeting.ends_at),
+        role_text=language.gettext(ROLE_TEXT[role]) if role in ROLE_TEXT else role,
+        starts=language.format_datetime(meeting.starts_at),
+        ends=language.format_datetime(meeting.ends_at),
         client_json=_json_for_script(client),
     )
 
 
 def add_page_routes(app: web.Application) -> None:
-    app[TEMPLATES] = jinja2.Environment(
-        loader=jinja2.PackageLoader("web", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-    )
+    app[TEMPLATES] = _templates()
+    app[LANGUAGES] = load_languages()
     app.router.add_get("/", index)
     app.router.add_get("/login", login_page)
     app.router.add_get("/join/{token}", join_page)

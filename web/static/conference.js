@@ -5,31 +5,33 @@
 // server message to its state, and emits "change" events ({detail: {what}})
 // that the page re-renders from.
 
+import { t } from "./i18n.js";
 import { RequestError, Signaling } from "./signaling.js";
 import { Media } from "./media.js";
 
-// Vietnamese text for the error codes of docs/protocol.md "Errors".
+// What a site reads for the error codes of docs/protocol.md "Errors"
+// (the token and meeting ones are the join page's refusals, web/pages.py).
 export const ERROR_TEXT = {
-  forbidden: "Bạn không có quyền thực hiện thao tác này.",
-  unknown_participant: "Điểm cầu này không còn trong phòng.",
-  not_in_lobby: "Điểm cầu này không còn ở phòng chờ.",
-  roll_call_closed: "Điểm danh đã kết thúc.",
-  rate_limited: "Thao tác quá nhanh, vui lòng chờ giây lát.",
-  media_unavailable: "Máy chủ chưa sẵn sàng truyền hình ảnh và âm thanh.",
-  bad_sdp: "Không thiết lập được kết nối hình ảnh/âm thanh.",
-  room_not_open: "Phòng họp chưa mở. Vui lòng quay lại gần giờ họp.",
-  token_expired: "Đường dẫn đã hết hạn: cuộc họp đã kết thúc.",
-  token_not_yet_valid: "Chưa đến giờ: phòng chờ mở trước giờ họp.",
-  token_revoked: "Lời mời này đã bị thu hồi hoặc đã được cấp lại.",
-  meeting_cancelled: "Cuộc họp đã bị hủy.",
-  meeting_ended: "Cuộc họp đã kết thúc.",
-  not_connected: "Mất kết nối máy chủ, đang kết nối lại…",
-  timeout: "Máy chủ không trả lời.",
-  internal_error: "Máy chủ gặp lỗi.",
+  forbidden: t("You are not allowed to do this."),
+  unknown_participant: t("This site is no longer in the room."),
+  not_in_lobby: t("This site is no longer in the lobby."),
+  roll_call_closed: t("The roll call is closed."),
+  rate_limited: t("Too fast; please wait a moment."),
+  media_unavailable: t("The server is not ready to carry video and audio yet."),
+  bad_sdp: t("Could not set up the video and audio connection."),
+  room_not_open: t("The meeting room is not open yet. Please come back closer to the start."),
+  token_expired: t("The link has expired: the meeting is over."),
+  token_not_yet_valid: t("Too early: the lobby opens shortly before the meeting."),
+  token_revoked: t("This invitation has been revoked or issued again."),
+  meeting_cancelled: t("The meeting has been cancelled."),
+  meeting_ended: t("The meeting has ended."),
+  not_connected: t("Lost the connection to the server, reconnecting…"),
+  timeout: t("The server did not answer."),
+  internal_error: t("The server ran into an error."),
 };
 
 export function errorText(code, fallback) {
-  return ERROR_TEXT[code] || fallback || `Lỗi: ${code}`;
+  return ERROR_TEXT[code] || fallback || t("Error: {code}", { code });
 }
 
 // Final states of this page: nothing more happens after them.
@@ -252,7 +254,9 @@ export class Conference extends EventTarget {
       case "floor":
         this.floor = msg.participant ?? null;
         if (this.floor && this.floor === this.participantId && this.media?.audioMuted) {
-          this._notice("Chủ trì đã trao lời cho điểm cầu này. Bấm “Bật micrô” để phát biểu.");
+          this._notice(
+            t("The chair gave this site the floor. Press “{button}” to speak.", { button: t("Unmute microphone") }),
+          );
         }
         this._changed("floor");
         break;
@@ -275,7 +279,7 @@ export class Conference extends EventTarget {
   _onError(msg) {
     if (msg.code && msg.code.startsWith("token_")) this._finish("refused", errorText(msg.code));
     else if (["meeting_cancelled", "meeting_ended"].includes(msg.code)) this._finish("ended", errorText(msg.code));
-    else if (msg.code === "unsupported_protocol") this._finish("refused", "Trình duyệt cần tải lại trang.");
+    else if (msg.code === "unsupported_protocol") this._finish("refused", t("The browser needs to reload the page."));
     else if (msg.code === "room_not_open") this._finish("refused", errorText(msg.code));
     else if (!msg.request_id) this._notice(errorText(msg.code, msg.message));
     // Errors answering our requests reach the caller through its promise.
@@ -303,7 +307,7 @@ export class Conference extends EventTarget {
 
   async setMicrophone(on) {
     if (on && this.mutedByChair) {
-      this._notice("Chủ trì đã tắt micrô của điểm cầu này. Hãy giơ tay xin phát biểu.");
+      this._notice(t("The chair muted this site's microphone. Raise your hand to ask to speak."));
       return;
     }
     await this.media.setAudioMuted(!on);
@@ -346,7 +350,7 @@ export class Conference extends EventTarget {
   stopScreenShare() {
     const stream = this.media?.streams.screen;
     if (!stream) return;
-    stream.getTracks().forEach((t) => t.stop());
+    stream.getTracks().forEach((track) => track.stop());
     this.media.setStream("screen", null);
     this.media.unpublish("screen");
     this._changed("self");

@@ -2,15 +2,16 @@
 // (WebAudio AnalyserNode), device and bandwidth choice. The choice is kept in
 // localStorage so a room PC opens with the same devices next time.
 
+import { t } from "./i18n.js";
 import { captureConstraints } from "./media.js";
 
 const STORE_KEY = "hoinghi.devices";
 const METER_INTERVAL_MS = 100;
 
 export const BANDWIDTH_TEXT = {
-  full: "Đầy đủ",
-  low: "Băng thông thấp (3G/4G)",
-  audio: "Chỉ âm thanh",
+  full: t("Full"),
+  low: t("Low bandwidth (3G/4G)"),
+  audio: t("Audio only"),
 };
 
 export function savedChoice() {
@@ -43,13 +44,15 @@ export async function openDevices(bandwidth, choice = {}) {
   for (const constraints of attempts) {
     try {
       const stream = await navigator.mediaDevices.getUserMedia(constraints);
-      if (constraints.video === false && bandwidth !== "audio") problem = "Không mở được camera; chỉ dùng micrô.";
+      if (constraints.video === false && bandwidth !== "audio") {
+        problem = t("Could not open the camera; using the microphone only.");
+      }
       return { stream, problem };
     } catch (e) {
       problem =
         e.name === "NotAllowedError"
-          ? "Trình duyệt chưa cho phép dùng camera và micrô."
-          : "Không mở được camera hoặc micrô.";
+          ? t("The browser has not allowed the camera and microphone.")
+          : t("Could not open the camera or microphone.");
     }
   }
   return { stream: null, problem };
@@ -104,7 +107,7 @@ export class LevelMeter {
 export class DeviceCheck {
   /**
    * @param root the #devicecheck section
-   * @param onJoin called with ({stream, bandwidth}) when "Vào phòng họp" is pressed
+   * @param onJoin called with ({stream, bandwidth}) when "Join the meeting" is pressed
    */
   constructor(root, onJoin) {
     this.root = root;
@@ -164,15 +167,19 @@ export class DeviceCheck {
 
   async _listDevices() {
     const devices = await navigator.mediaDevices.enumerateDevices();
-    const current = (kind) => this.stream?.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId;
-    fill(this.cameraSelect, devices.filter((d) => d.kind === "videoinput"), current("video"), "Camera");
-    fill(this.micSelect, devices.filter((d) => d.kind === "audioinput"), current("audio"), "Micrô");
+    const current = (kind) => this.stream?.getTracks().find((track) => track.kind === kind)?.getSettings().deviceId;
+    fill(this.cameraSelect, devices.filter((d) => d.kind === "videoinput"), current("video"), (n) =>
+      t("Camera {n}", { n }),
+    );
+    fill(this.micSelect, devices.filter((d) => d.kind === "audioinput"), current("audio"), (n) =>
+      t("Microphone {n}", { n }),
+    );
     this.cameraSelect.disabled = this.choice.bandwidth === "audio";
   }
 
   _stop() {
     this.meter.detach();
-    this.stream?.getTracks().forEach((t) => t.stop());
+    this.stream?.getTracks().forEach((track) => track.stop());
     this.stream = null;
   }
 
@@ -187,18 +194,19 @@ export class DeviceCheck {
   }
 }
 
-function fill(select, devices, selectedId, fallbackName) {
+/** Options for `devices`; one without a label (no permission yet) is named `unnamed(n)`. */
+function fill(select, devices, selectedId, unnamed) {
   select.replaceChildren();
   devices.forEach((d, i) => {
     const option = document.createElement("option");
     option.value = d.deviceId;
-    option.textContent = d.label || `${fallbackName} ${i + 1}`;
+    option.textContent = d.label || unnamed(i + 1);
     option.selected = d.deviceId === selectedId;
     select.append(option);
   });
   if (!devices.length) {
     const option = document.createElement("option");
-    option.textContent = "Không có thiết bị";
+    option.textContent = t("No device");
     select.append(option);
   }
 }

@@ -1,4 +1,7 @@
 // The login form (moved out of the page: the Content-Security-Policy allows no inline script).
+
+import { t } from "./i18n.js";
+
 const form = document.getElementById("login");
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -12,8 +15,8 @@ form.addEventListener("submit", async (event) => {
   if (response.ok) {
     const data = await response.json();
     message.className = "muted";
-    message.textContent = `Xin chào ${data.account.display_name}.`;
+    message.textContent = t("Hello, {name}.", { name: data.account.display_name });
   } else {
-    message.textContent = "Sai tên đăng nhập hoặc mật khẩu.";
+    message.textContent = t("Wrong username or password.");
   }
 });

@@ -1,8 +1,16 @@
-// Connection quality of one remote site from getStats() deltas: tốt / trung bình / kém.
+// Connection quality of one remote site from getStats() deltas: good / fair / poor.
 // Thresholds follow common VoIP practice (ITU-T G.114 one-way delay ~150 ms;
 // loss above a few percent is audible and visible).
 
-export const QUALITY_TEXT = { good: "tốt", fair: "trung bình", poor: "kém", unknown: "—" };
+import { t } from "./i18n.js";
+
+/** The badge of each class ("unknown" shows none). */
+export const QUALITY_TEXT = {
+  good: t("Connection: good"),
+  fair: t("Connection: fair"),
+  poor: t("Connection: poor"),
+  unknown: "",
+};
 
 /**
  * @param prev the previous rows of this participant ({kind, packetsReceived, packetsLost}) or null

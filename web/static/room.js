@@ -3,22 +3,26 @@
 // text (unit names, chat) only ever goes into textContent.
 
 import { FINAL_STATES } from "./conference.js";
+import { locale, t } from "./i18n.js";
 import { classify, QUALITY_TEXT } from "./quality.js";
 
 const STATS_INTERVAL_MS = 2000;
 const NOTICE_MS = 6000;
 
-const ROLE_TEXT = { chair: "Chủ trì", participant: "Tham dự", observer: "Theo dõi" };
+const ROLE_TEXT = { chair: t("Chair"), participant: t("Participant"), observer: t("Observer") };
 
 const STATUS_TEXT = {
-  connecting: ["Đang kết nối…", "Đang vào phòng họp."],
-  lobby: ["Đang chờ chủ trì cho vào phòng", "Vui lòng chờ; chủ trì sẽ cho điểm cầu vào phòng họp."],
-  ended: ["Cuộc họp đã kết thúc", "Cảm ơn các đồng chí đã tham dự."],
-  removed: ["Điểm cầu đã bị mời ra khỏi cuộc họp", "Chủ trì đã mời điểm cầu này rời phòng họp."],
-  denied: ["Không được vào phòng họp", "Chủ trì đã không cho điểm cầu này vào phòng họp."],
-  left: ["Đã rời phòng họp", "Mở lại đường dẫn để tham gia lại."],
-  refused: ["Không thể tham gia", ""],
-  replaced: ["Đã vào phòng ở cửa sổ khác", "Điểm cầu này vừa vào phòng họp từ một cửa sổ hoặc máy khác."],
+  connecting: [t("Connecting…"), t("Entering the meeting room.")],
+  lobby: [t("Waiting for the chair to let you in"), t("Please wait; the chair will let this site into the meeting.")],
+  ended: [t("The meeting has ended"), t("Thank you for attending.")],
+  removed: [t("This site has been removed from the meeting"), t("The chair asked this site to leave the meeting.")],
+  denied: [t("Not let into the meeting"), t("The chair did not let this site into the meeting.")],
+  left: [t("You have left the meeting"), t("Open the link again to join again.")],
+  refused: [t("Cannot join"), ""],
+  replaced: [
+    t("Joined in another window"),
+    t("This site has just joined the meeting from another window or computer."),
+  ],
 };
 
 function $(id) {
@@ -37,9 +41,14 @@ function initials(name) {
   return words.slice(-2).map((w) => w[0] || "").join("").toUpperCase();
 }
 
+/** This site's own name in the tiles and the roster. */
+function selfName(p) {
+  return t("{name} (this site)", { name: p.unit_name });
+}
+
 function timeText(iso) {
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit" });
+  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
 }
 
 export class Room {
@@ -100,7 +109,9 @@ export class Room {
     $("status-title").textContent = title;
     $("status-text").textContent = c.state === "refused" ? c.finalReason : text;
     let detail = "";
-    if (c.state === "lobby" && c.lobbyPosition) detail = `Vị trí trong hàng chờ: ${c.lobbyPosition}`;
+    if (c.state === "lobby" && c.lobbyPosition) {
+      detail = t("Position in the queue: {position}", { position: c.lobbyPosition });
+    }
     // Server reasons (removed, denied, ended) are English text, not codes: not shown.
     $("status-detail").textContent = detail;
     $("status").dataset.state = c.state;
@@ -164,7 +175,7 @@ export class Room {
       tile.root.classList.toggle("self", self);
       tile.root.classList.toggle("disconnected", !p.connected);
       tile.root.classList.toggle("floor", c.floor === p.id);
-      tile.root.querySelector(".tile-name").textContent = self ? `${p.unit_name} (điểm cầu này)` : p.unit_name;
+      tile.root.querySelector(".tile-name").textContent = self ? selfName(p) : p.unit_name;
       tile.root.querySelector(".initials").textContent = initials(p.unit_name);
       tile.root.querySelector(".icon-mic").hidden = !p.audio_muted;
       tile.root.querySelector(".icon-hand").hidden = !p.hand_raised;
@@ -202,23 +213,23 @@ export class Room {
     const cameras = new Map();
     let screen = null;
     const audioMids = new Set();
-    for (const t of tracks) {
-      if (t.kind === "video" && t.source === "screen") {
+    for (const remote of tracks) {
+      if (remote.kind === "video" && remote.source === "screen") {
         // Only the current presenter's screen: a revoked one is hidden at once,
         // before the server's next offer drops it from `tracks`.
-        if (t.participant === c.presenter) screen = t;
-      } else if (t.kind === "video") cameras.set(t.participant, t);
-      else if (t.kind === "audio") {
-        audioMids.add(t.mid);
-        let audio = this.audio.get(t.mid);
+        if (remote.participant === c.presenter) screen = remote;
+      } else if (remote.kind === "video") cameras.set(remote.participant, remote);
+      else if (remote.kind === "audio") {
+        audioMids.add(remote.mid);
+        let audio = this.audio.get(remote.mid);
         if (!audio) {
           audio = document.createElement("audio");
           audio.autoplay = true;
-          this.audio.set(t.mid, audio);
+          this.audio.set(remote.mid, audio);
           $("audio-sink").append(audio);
         }
-        if (audio.srcObject?.getTracks()[0] !== t.track) audio.srcObject = new MediaStream([t.track]);
-        audio.dataset.participant = t.participant;
+        if (audio.srcObject?.getTracks()[0] !== remote.track) audio.srcObject = new MediaStream([remote.track]);
+        audio.dataset.participant = remote.participant;
       }
     }
     for (const [mid, audio] of this.audio) {
@@ -230,25 +241,25 @@ export class Room {
     }
     for (const [id, tile] of this.tiles) {
       if (id === c.participantId) continue;
-      const t = cameras.get(id);
-      if (t && tile.trackId !== t.track.id) {
-        tile.trackId = t.track.id;
-        tile.video.srcObject = new MediaStream([t.track]);
-        tile.root.dataset.mid = t.mid;
+      const camera = cameras.get(id);
+      if (camera && tile.trackId !== camera.track.id) {
+        tile.trackId = camera.track.id;
+        tile.video.srcObject = new MediaStream([camera.track]);
+        tile.root.dataset.mid = camera.mid;
         this._watchFirstFrame(tile.video);
-      } else if (!t && tile.trackId) {
+      } else if (!camera && tile.trackId) {
         tile.trackId = null;
         tile.video.srcObject = null;
         delete tile.root.dataset.mid;
       }
-      tile.root.classList.toggle("has-video", Boolean(t));
+      tile.root.classList.toggle("has-video", Boolean(camera));
     }
     this._renderScreen(screen);
   }
 
-  _renderScreen(t) {
+  _renderScreen(shared) {
     const area = $("screen-area");
-    if (!t) {
+    if (!shared) {
       if (this.screenTile) {
         this.screenTile.video.srcObject = null;
         this.screenTile.root.remove();
@@ -265,12 +276,12 @@ export class Room {
       area.append(root);
     }
     const tile = this.screenTile;
-    if (tile.trackId !== t.track.id) {
-      tile.trackId = t.track.id;
-      tile.video.srcObject = new MediaStream([t.track]);
+    if (tile.trackId !== shared.track.id) {
+      tile.trackId = shared.track.id;
+      tile.video.srcObject = new MediaStream([shared.track]);
     }
-    const who = this.c.roster.get(t.participant);
-    tile.root.querySelector(".tile-name").textContent = `Màn hình: ${who ? who.unit_name : ""}`;
+    const who = this.c.roster.get(shared.participant);
+    tile.root.querySelector(".tile-name").textContent = t("Screen: {name}", { name: who ? who.unit_name : "" });
     area.hidden = false;
     document.body.classList.add("screen-on");
   }
@@ -307,7 +318,7 @@ export class Room {
       this.prevStats.set(id, current);
       const badge = tile.root.querySelector(".quality");
       badge.dataset.quality = q;
-      badge.textContent = q === "unknown" ? "" : `Kết nối: ${QUALITY_TEXT[q]}`;
+      badge.textContent = QUALITY_TEXT[q] || "";
     }
   }
 
@@ -320,20 +331,21 @@ export class Room {
     const people = [...c.roster.values()].sort((a, b) => {
       if (a.role === "chair" && b.role !== "chair") return -1;
       if (b.role === "chair" && a.role !== "chair") return 1;
+      // Unit names are Vietnamese whatever the page's language: sort them as Vietnamese.
       return a.unit_name.localeCompare(b.unit_name, "vi");
     });
     for (const p of people) list.append(this._person(p));
     $("count-people").textContent = `(${people.length})`;
     const floor = c.floor ? c.roster.get(c.floor) : null;
     $("floor-line").hidden = !floor;
-    $("floor-line").textContent = floor ? `Đang phát biểu: ${floor.unit_name}` : "";
+    $("floor-line").textContent = floor ? t("Speaking: {name}", { name: floor.unit_name }) : "";
     const hands = $("hands");
     hands.replaceChildren();
     for (const h of c.hands) {
       const who = c.roster.get(h.participant);
       const item = el("li", "", who ? who.unit_name : h.participant);
       if (c.isChair) {
-        item.append(this._action("Trao lời", () => c.giveFloor(h.participant), "floor"));
+        item.append(this._action(t("Give the floor"), () => c.giveFloor(h.participant), "floor"));
       }
       hands.append(item);
     }
@@ -354,38 +366,42 @@ export class Room {
     item.dataset.participant = p.id;
     item.dataset.unit = p.unit;
     const self = p.id === c.participantId;
-    item.querySelector(".person-name").textContent = self ? `${p.unit_name} (điểm cầu này)` : p.unit_name;
+    item.querySelector(".person-name").textContent = self ? selfName(p) : p.unit_name;
     if (p.display_name && p.display_name !== p.unit_name) item.querySelector(".person-name").title = p.display_name;
     const tags = item.querySelector(".person-tags");
     const tag = (text, cls = "") => tags.append(el("span", `tag ${cls}`, text));
-    if (p.role === "chair") tag("Chủ trì", "chair");
-    if (p.role === "observer") tag("Theo dõi");
-    if (c.floor === p.id) tag("Đang phát biểu", "floor");
-    if (c.presenter === p.id) tag("Trình chiếu", "presenter");
-    if (p.hand_raised) tag("Giơ tay", "hand");
-    if (p.audio_muted) tag(p.muted_by_chair ? "Chủ trì tắt mic" : "Mic tắt", "muted");
-    if (p.video_muted) tag("Camera tắt", "muted");
+    if (p.role === "chair") tag(t("Chair"), "chair");
+    if (p.role === "observer") tag(t("Observer"));
+    if (c.floor === p.id) tag(t("Speaking"), "floor");
+    if (c.presenter === p.id) tag(t("Presenting"), "presenter");
+    if (p.hand_raised) tag(t("Hand raised"), "hand");
+    if (p.audio_muted) tag(p.muted_by_chair ? t("Muted by the chair") : t("Mic off"), "muted");
+    if (p.video_muted) tag(t("Camera off"), "muted");
     if (p.bandwidth === "low") tag("3G/4G");
-    if (p.bandwidth === "audio") tag("Chỉ âm thanh");
-    if (!p.connected) tag("Mất kết nối", "warn");
+    if (p.bandwidth === "audio") tag(t("Audio only"));
+    if (!p.connected) tag(t("Disconnected"), "warn");
     const actions = item.querySelector(".person-actions");
     if (c.isChair) {
-      if (!p.audio_muted && !self) actions.append(this._action("Tắt mic", () => c.muteParticipant(p.id), "mute"));
+      if (!p.audio_muted && !self) actions.append(this._action(t("Mute"), () => c.muteParticipant(p.id), "mute"));
       if (p.role !== "observer") {
         actions.append(
           c.floor === p.id
-            ? this._action("Thu lời", () => c.giveFloor(null), "floor")
-            : this._action("Trao lời", () => c.giveFloor(p.id), "floor"),
+            ? this._action(t("Take back the floor"), () => c.giveFloor(null), "floor")
+            : this._action(t("Give the floor"), () => c.giveFloor(p.id), "floor"),
         );
         actions.append(
           c.presenter === p.id
-            ? this._action("Thu trình chiếu", () => c.setPresenter(null), "presenter")
-            : this._action("Cho trình chiếu", () => c.setPresenter(p.id), "presenter"),
+            ? this._action(t("Stop the presentation"), () => c.setPresenter(null), "presenter")
+            : this._action(t("Let present"), () => c.setPresenter(p.id), "presenter"),
         );
       }
       if (!self) {
         actions.append(
-          this._action("Mời ra", () => this.confirm(`Mời ${p.unit_name} ra khỏi cuộc họp?`, () => c.remove(p.id)), "remove"),
+          this._action(
+            t("Remove"),
+            () => this.confirm(t("Remove {name} from the meeting?", { name: p.unit_name }), () => c.remove(p.id)),
+            "remove",
+          ),
         );
       }
     } else {
@@ -403,8 +419,8 @@ export class Room {
       item.dataset.participant = p.id;
       item.querySelector(".person-name").textContent = p.unit_name;
       const actions = item.querySelector(".person-actions");
-      actions.append(this._action("Cho vào", () => c.admit(p.id), "admit"));
-      actions.append(this._action("Từ chối", () => c.deny(p.id), "deny"));
+      actions.append(this._action(t("Admit"), () => c.admit(p.id), "admit"));
+      actions.append(this._action(t("Deny"), () => c.deny(p.id), "deny"));
       list.append(item);
     }
     $("lobby-empty").hidden = c.lobby.length > 0;
@@ -424,7 +440,7 @@ export class Room {
       const item = el("li", msg.from === c.participantId ? "chat-item own" : "chat-item");
       const head = el("div", "chat-head");
       head.append(el("span", "chat-from", msg.from_unit ? unitNameOf(c, msg) : msg.from_name || ""));
-      if (msg.to === "chair") head.append(el("span", "tag", "gửi chủ trì"));
+      if (msg.to === "chair") head.append(el("span", "tag", t("to the chair")));
       head.append(el("time", "chat-time", timeText(msg.at)));
       item.append(head, el("p", "chat-text", msg.text));
       log.append(item);
@@ -458,7 +474,9 @@ export class Room {
     $("rollcall-results").hidden = !call;
     $("rollcall-close").hidden = !open;
     if (!call) return;
-    $("rollcall-results-title").textContent = `${call.title} — ${open ? "đang điểm danh" : "đã kết thúc"}`;
+    $("rollcall-results-title").textContent = open
+      ? t("{title} — in progress", { title: call.title })
+      : t("{title} — closed", { title: call.title });
     const body = $("rollcall-answers");
     body.replaceChildren();
     let present = 0;
@@ -468,7 +486,7 @@ export class Room {
       const who = [...c.roster.values()].find((p) => p.id === a.participant);
       row.append(
         el("td", "", who ? who.unit_name : a.unit),
-        el("td", "", a.present ? "Có mặt" : "Vắng"),
+        el("td", "", a.present ? t("Present") : t("Absent")),
         el("td", "", a.headcount != null ? String(a.headcount) : ""),
       );
       row.dataset.participant = a.participant;
@@ -476,7 +494,7 @@ export class Room {
       people += a.headcount || 0;
       body.append(row);
     }
-    $("rollcall-summary").textContent = `${present} điểm cầu có mặt, tổng số ${people} người.`;
+    $("rollcall-summary").textContent = t("Sites present: {present}; people in all: {people}.", { present, people });
   }
 
   // --- toolbar --------------------------------------------------------------------------------
@@ -487,30 +505,30 @@ export class Room {
     const me = c.self;
     const audioMuted = media ? media.audioMuted : false;
     const mic = $("btn-mic");
-    mic.textContent = audioMuted ? "Bật micrô" : "Tắt micrô";
+    mic.textContent = audioMuted ? t("Unmute microphone") : t("Mute microphone");
     mic.setAttribute("aria-pressed", String(audioMuted));
     mic.classList.toggle("off", audioMuted);
     mic.disabled = audioMuted && c.mutedByChair;
-    mic.title = mic.disabled ? "Chủ trì đã tắt micrô; giơ tay để xin phát biểu" : "";
+    mic.title = mic.disabled ? t("The chair muted your microphone; raise your hand to ask to speak") : "";
     const noMic = !media?.streams.camera?.getAudioTracks().length;
     if (noMic) mic.disabled = true;
     const cam = $("btn-camera");
     const videoOff = media ? media.videoOff : false;
-    cam.textContent = videoOff ? "Bật camera" : "Tắt camera";
+    cam.textContent = videoOff ? t("Turn camera on") : t("Turn camera off");
     cam.setAttribute("aria-pressed", String(videoOff));
     cam.classList.toggle("off", videoOff);
     cam.hidden = !media?.streams.camera?.getVideoTracks().length || c.bandwidth === "audio";
     const hand = $("btn-hand");
     const raised = Boolean(me?.hand_raised);
-    hand.textContent = raised ? "Hạ tay" : "Giơ tay";
+    hand.textContent = raised ? t("Lower hand") : t("Raise hand");
     hand.setAttribute("aria-pressed", String(raised));
     hand.hidden = c.role === "observer";
     const screen = $("btn-screen");
     screen.hidden = c.presenter !== c.participantId;
-    screen.textContent = c.sharingScreen ? "Dừng chia sẻ" : "Chia sẻ màn hình";
-    $("btn-lock").textContent = c.locked ? "Mở khóa phòng" : "Khóa phòng";
+    screen.textContent = c.sharingScreen ? t("Stop sharing") : t("Share screen");
+    $("btn-lock").textContent = c.locked ? t("Unlock the room") : t("Lock the room");
     $("btn-lock").setAttribute("aria-pressed", String(c.locked));
-    $("btn-recording").textContent = c.recording ? "Dừng ghi hình" : "Bật ghi hình";
+    $("btn-recording").textContent = c.recording ? t("Stop recording") : t("Start recording");
     $("btn-recording").setAttribute("aria-pressed", String(c.recording));
   }
 
@@ -521,14 +539,14 @@ export class Room {
     $("btn-hand").addEventListener("click", () => c.raiseHand(!c.self?.hand_raised));
     $("btn-screen").addEventListener("click", () => {
       if (c.sharingScreen) c.stopScreenShare();
-      else c.startScreenShare().catch(() => c._notice("Không chia sẻ được màn hình."));
+      else c.startScreenShare().catch(() => c._notice(t("Could not share the screen.")));
     });
-    $("btn-leave").addEventListener("click", () => this.confirm("Rời khỏi phòng họp?", () => c.leave()));
+    $("btn-leave").addEventListener("click", () => this.confirm(t("Leave the meeting room?"), () => c.leave()));
     $("status-leave").addEventListener("click", () => c.leave());
     $("btn-mute-all").addEventListener("click", () => c.muteParticipant("all"));
     $("btn-lock").addEventListener("click", () => c.lock(!c.locked));
     $("btn-recording").addEventListener("click", () => c.setRecording(!c.recording));
-    $("btn-end").addEventListener("click", () => this.confirm("Kết thúc cuộc họp cho tất cả điểm cầu?", () => c.end()));
+    $("btn-end").addEventListener("click", () => this.confirm(t("End the meeting for every site?"), () => c.end()));
     $("rollcall-start-form").addEventListener("submit", (e) => {
       e.preventDefault();
       c.startRollCall($("rollcall-title").value.trim());
@@ -554,7 +572,7 @@ export class Room {
     });
     document.querySelectorAll(".tab").forEach((tab) =>
       tab.addEventListener("click", () => {
-        document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === tab));
+        document.querySelectorAll(".tab").forEach((other) => other.classList.toggle("active", other === tab));
         document.querySelectorAll(".panel").forEach((p) => {
           p.hidden = p.id !== tab.dataset.panel;
         });

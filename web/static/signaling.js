@@ -80,7 +80,7 @@ export class Signaling extends EventTarget {
     const id = `c${this.nextId++}`;
     return new Promise((resolve, reject) => {
       if (!this.send({ ...message, id })) {
-        reject(new RequestError("not_connected", "mất kết nối máy chủ"));
+        reject(new RequestError("not_connected", "not connected"));
         return;
       }
       const timer = setTimeout(() => {
