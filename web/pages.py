@@ -1,4 +1,4 @@
-"""Server-rendered pages (jinja2): login, and the join link's page.
+"""Server-rendered pages (jinja2): login, the join link's page, a recording's page.
 
 Every page is in Vietnamese (the default) or English, chosen per request
 (web/i18n.py); templates mark their text for gettext (``jinja2.ext.i18n``) and
@@ -19,12 +19,18 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from babel.numbers import format_decimal
 from jinja2.runtime import Context
 
-from conference.errors import DomainError
+from conference import recordings as recording_service
+from conference.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied
 from conference.invitations import verify_join_token
+from conference.models import CompositeStatus, RecordingStatus, Role
+from recordings.jobs import COMPOSITE_NAME
+from recordings.manifest import MANIFEST_NAME, read_manifest
 
-from .appkeys import DATABASE, LINKS
+from .appkeys import DATABASE, LINKS, RECORDING_STORAGE
+from .auth import authenticate
 from .i18n import N_, Language, language_links, load_languages, remember_locale, request_locale
 
 __all__ = [
@@ -185,10 +191,108 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+RECORDING_STATUS_TEXT = {
+    RecordingStatus.RECORDING: N_("recording now"),
+    RecordingStatus.FINISHED: N_("finished"),
+    RecordingStatus.FAILED: N_("failed"),
+    RecordingStatus.INTERRUPTED: N_("interrupted (the server stopped)"),
+}
+COMPOSITE_TEXT = {
+    CompositeStatus.NONE: N_("Not made yet."),
+    CompositeStatus.QUEUED: N_("Waiting to start."),
+    CompositeStatus.RUNNING: N_("Being made."),
+    CompositeStatus.DONE: N_("Ready."),
+    CompositeStatus.FAILED: N_("Could not be made."),
+}
+KIND_TEXT = {"audio": N_("sound"), "video": N_("picture")}
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _size(language: Language, size: int) -> str:
+    return f"{format_decimal(size / 1e6, '#,##0.0', locale=language.code)} MB"
+
+
+async def recording_page(request: web.Request) -> web.StreamResponse:
+    """One recording for clerks, admins and the chair unit: the composite's player and
+    progress (a button makes it), and every file with its unit and SHA-256."""
+    language = _language(request)
+    try:
+        actor = await authenticate(request)
+    except (AuthenticationFailed, DomainError):
+        raise web.HTTPFound("/login") from None
+    text = request.match_info["recording_id"]
+    try:
+        if not actor.has(Role.CLERK, Role.ADMIN, Role.CHAIR):
+            raise PermissionDenied("clerks, admins and chairs read recordings")
+        if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) >= 2**31:
+            raise NotFound("no such recording", code="recording_not_found")
+        async with request.app[DATABASE].read() as session:
+            row, meeting = await recording_service.get_recording(session, actor, int(text))
+    except (NotFound, PermissionDenied) as e:
+        status = 404 if isinstance(e, NotFound) else 403
+        return _render(
+            request,
+            language,
+            "join_refused.html",
+            status=status,
+            code=e.code,
+            reason=language.gettext(
+                N_("No such recording.") if status == 404 else N_("You may not read recordings.")
+            ),
+        )
+    storage = request.app[RECORDING_STORAGE]
+    base = f"/api/recordings/{row.id}/files/"
+    files: list[dict[str, Any]] = []
+    manifest_path = storage.file(row.path, MANIFEST_NAME)
+    if manifest_path is not None:
+        try:
+            manifest = read_manifest(manifest_path.parent)
+        except (OSError, ValueError):
+            manifest = None
+        for track in manifest.tracks if manifest is not None else []:
+            files.append(
+                {
+                    "name": track.file,
+                    "url": base + track.file,
+                    "unit_name": track.unit_name,
+                    "kind_text": language.gettext(KIND_TEXT.get(track.kind, track.kind)),
+                    "start": _clock(track.start_offset),
+                    "length": _clock(track.duration),
+                    "size": _size(language, track.bytes),
+                    "sha256": track.sha256,
+                }
+            )
+    composite = storage.file(row.path, COMPOSITE_NAME)
+    page = {"id": row.id, "composite_status": row.composite_status.value}
+    return _render(
+        request,
+        language,
+        "recording.html",
+        rec=row,
+        meeting_title=meeting.title,
+        status_text=language.gettext(RECORDING_STATUS_TEXT[row.status]),
+        started=language.format_datetime(row.started_at),
+        duration=_clock(row.duration_seconds) if row.duration_seconds else "",
+        composite_url=base + COMPOSITE_NAME
+        if composite is not None and row.composite_status is CompositeStatus.DONE
+        else "",
+        composite_text=language.gettext(COMPOSITE_TEXT[row.composite_status]),
+        can_compose=row.status in (RecordingStatus.FINISHED, RecordingStatus.INTERRUPTED),
+        files=files,
+        page_json=_json_for_script(page),
+    )
+
+
 def add_page_routes(app: web.Application) -> None:
     app[TEMPLATES] = _templates()
     app[LANGUAGES] = load_languages()
     app.router.add_get("/", index)
     app.router.add_get("/login", login_page)
     app.router.add_get("/join/{token}", join_page)
+    app.router.add_get("/recordings/{recording_id}", recording_page)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
