@@ -9,9 +9,12 @@ background job does (so the API and pages show it).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TextIO
 
 from sqlmodel import col, select
@@ -66,9 +69,15 @@ async def compose_recording(
     recording_id: int,
     *,
     layout: Layout = "speaker",
+    force: bool = False,
     out: TextIO = sys.stderr,
 ) -> int:
-    """Make recording ``recording_id``'s composite here; 0 when done, 1 when it failed."""
+    """Make recording ``recording_id``'s composite here; 0 when done, 1 when it failed.
+
+    A composite queued or being made (by the server's job, or another command) is
+    not started twice: both would write the same file. ``force`` overrides that,
+    for a row a killed command left ``running``.
+    """
     async with db.write() as session:
         row = await session.get(Recording, recording_id)
         if row is None:
@@ -76,6 +85,13 @@ async def compose_recording(
             return 1
         if row.status not in (RecordingStatus.FINISHED, RecordingStatus.INTERRUPTED):
             out.write(f"hoinghi: recording {recording_id} is {row.status.value}, not finished\n")
+            return 1
+        busy = (CompositeStatus.QUEUED, CompositeStatus.RUNNING)
+        if row.composite_status in busy and not force:
+            out.write(
+                f"hoinghi: recording {recording_id}'s composite is "
+                f"{row.composite_status.value} already; --force if nothing is making it\n"
+            )
             return 1
         row.composite_status = CompositeStatus.RUNNING
         row.composite_progress = 0.0
@@ -85,6 +101,7 @@ async def compose_recording(
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     last_write = [0.0]
+    writes: list[concurrent.futures.Future[None]] = []  # progress rows, written on the loop
 
     stop = threading.Event()
 
@@ -95,11 +112,20 @@ async def compose_recording(
         now = time.monotonic()
         if now - last_write[0] >= 1.0:
             last_write[0] = now
-            asyncio.run_coroutine_threadsafe(_progress(db, recording_id, fraction), loop)
+            writes.append(
+                asyncio.run_coroutine_threadsafe(_progress(db, recording_id, fraction), loop)
+            )
 
-    work = asyncio.ensure_future(
-        asyncio.to_thread(compose, directory, layout=layout, progress=progress)
-    )
+    async def run() -> Path:
+        try:
+            return await asyncio.to_thread(compose, directory, layout=layout, progress=progress)
+        finally:
+            # The last state is written after every progress row, never under one.
+            for write in writes:
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(write)
+
+    work = asyncio.ensure_future(run())
     try:
         await asyncio.shield(work)
     except asyncio.CancelledError:

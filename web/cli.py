@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(rec_compose)
     rec_compose.add_argument("recording", type=int, help="the recording's id")
     rec_compose.add_argument("--layout", choices=["speaker", "grid"], default="speaker")
+    rec_compose.add_argument(
+        "--force",
+        action="store_true",
+        help="even if the composite is marked queued or running (a killed command left it)",
+    )
 
     keys = sub.add_parser("keys", help="token signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -240,7 +245,9 @@ async def _recordings(config: Config, args: argparse.Namespace) -> int:
         if args.recordings_command == "list":
             return await list_recordings(db, sys.stdout, args.meeting)
         storage = LocalStorage(config.data_dir / "recordings")
-        return await compose_recording(db, storage, args.recording, layout=args.layout)
+        return await compose_recording(
+            db, storage, args.recording, layout=args.layout, force=args.force
+        )
     finally:
         await db.close()
 

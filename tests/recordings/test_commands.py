@@ -237,3 +237,29 @@ async def test_ctrl_c_stops_the_compose_and_the_row_says_so(
     row = await get_row(database, made.id)
     assert row.composite_status is CompositeStatus.FAILED  # not "running" for ever
     assert "stopped" in row.composite_error
+
+
+@pytest.mark.parametrize("busy", [CompositeStatus.QUEUED, CompositeStatus.RUNNING])
+async def test_compose_is_not_started_twice_unless_forced(
+    database, seeded, database_url, data_dir, busy
+):
+    # The server's job (or another command) is making it: both would write one file.
+    made = await add_recording(
+        database, data_dir, await add_meeting(database), composite_status=busy
+    )
+    code, _out, err = await hoinghi(
+        "recordings", "compose", made.id, data_dir=data_dir, database_url=database_url
+    )
+    assert code == 1
+    assert f"composite is {busy.value} already; --force" in err
+    row = await get_row(database, made.id)
+    assert row.composite_status is busy
+    assert not (made.directory / "composite.mp4").exists()
+    # A row a killed command left behind: --force makes it.
+    code, _out, err = await hoinghi(
+        "recordings", "compose", made.id, "--force", data_dir=data_dir, database_url=database_url
+    )
+    assert code == 0, err
+    row = await get_row(database, made.id)
+    assert (row.composite_status, row.composite_progress) == (CompositeStatus.DONE, 1.0)
+    assert (made.directory / "composite.mp4").exists()
