@@ -387,6 +387,7 @@ class Recording(SQLModel, table=True):
         default=CompositeStatus.NONE, sa_type=enum_column(CompositeStatus)
     )
     composite_progress: float = 0.0  # 0..1
+    composite_layout: str = Field(default="speaker", max_length=16)  # speaker or grid
     composite_path: str = Field(default="", max_length=1000)
     composite_error: str = Field(default="", max_length=500)
 

@@ -55,16 +55,17 @@ class CompositeJobs:
         async with self.db.read() as session:
             rows = (
                 await session.exec(
-                    select(Recording.id).where(
+                    select(Recording.id, Recording.composite_layout).where(
                         col(Recording.composite_status).in_(
                             [CompositeStatus.QUEUED, CompositeStatus.RUNNING]
                         )
                     )
                 )
             ).all()
-        for recording_id in rows:
+        for recording_id, layout in rows:
             if recording_id is not None:
-                self._enqueue(recording_id, "speaker")
+                # Again with the layout it was asked for.
+                self._enqueue(recording_id, layout if layout in LAYOUTS else "speaker")
         self._task = asyncio.create_task(self._run(), name="composite-jobs")
 
     async def close(self) -> None:
@@ -94,6 +95,7 @@ class CompositeJobs:
             row.composite_status = CompositeStatus.QUEUED
             row.composite_progress = 0.0
             row.composite_error = ""
+            row.composite_layout = layout
             session.add(row)
         self._enqueue(recording_id, layout)
         return True

@@ -282,7 +282,7 @@ async def test_a_job_stopped_by_a_shutdown_is_run_again_at_the_next_start(
             running.set()
 
     first._set = note  # type: ignore[method-assign]
-    await first.queue(made.id)
+    await first.queue(made.id, "grid")
     await asyncio.wait_for(running.wait(), WITHIN)
     child = first.current
     assert child is not None
@@ -298,6 +298,8 @@ async def test_a_job_stopped_by_a_shutdown_is_run_again_at_the_next_start(
         await finished(second, made.id)
     finally:
         await second.close()
+    # Run again with the layout it was asked for, not the default.
+    assert [e.data["layout"] for e in bus.events] == ["grid"]
     row = await get_row(database, made.id)
     assert (row.composite_status, row.composite_progress) == (CompositeStatus.DONE, 1.0)
     assert [e.name for e in bus.events] == ["recording.composed"]
