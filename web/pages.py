@@ -9,18 +9,18 @@ unit, runs the device check and then the room on the same page (no reload).
 The client is plain ES modules under ``web/static`` (no build step); the page
 hands it what it needs in a JSON ``<script type="application/json">`` block,
 since the Content-Security-Policy allows no inline script.
+
+The frame every page shares (rendering, the signed-in check, the navigation bar,
+and why pages take no POST) is web/pages_frame.py; the secretariat's meeting
+pages are web/pages_meetings.py.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from aiohttp import web
 from babel.numbers import format_decimal
-from jinja2.runtime import Context
 
 from conference import recordings as recording_service
 from conference.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied
@@ -31,7 +31,20 @@ from recordings.manifest import MANIFEST_NAME, read_manifest
 
 from .appkeys import DATABASE, LINKS, RECORDING_STORAGE
 from .auth import authenticate
-from .i18n import N_, Language, language_links, load_languages, remember_locale, request_locale
+from .i18n import N_, Language, load_languages
+from .pages_frame import (
+    CONTENT_SECURITY_POLICY,
+    LANGUAGES,
+    STATIC_DIR,
+    TEMPLATES,
+    home_for,
+    json_for_script,
+    local_path,
+    page_language,
+    render,
+    templates,
+)
+from .pages_meetings import add_meeting_pages
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -41,27 +54,6 @@ __all__ = [
     "STATIC_DIR",
     "add_page_routes",
 ]
-
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
-LANGUAGES = web.AppKey("languages", dict[str, Language])
-STATIC_DIR = Path(__file__).parent / "static"
-
-# Scripts and styles only from files of this origin: user text (unit names, chat)
-# that slipped into markup could not run. `connect-src 'self'` covers the
-# same-origin WebSocket (CSP Level 3); `mediastream:`/`blob:` the <video> sources.
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "media-src 'self' blob: mediastream:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
-)
 
 # What an operator reads when a join link is refused (codes from conference.tokens).
 # Msgids: translated when the page is rendered, in the request's language.
@@ -81,65 +73,11 @@ ROLE_TEXT = {
     "observer": N_("observer"),
 }
 
-
-@jinja2.pass_context
-def _gettext(context: Context, message: str) -> str:
-    language: Language = context["language"]
-    return language.gettext(message)
-
-
-@jinja2.pass_context
-def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
-    language: Language = context["language"]
-    return language.ngettext(singular, plural, n)
-
-
-def _templates() -> jinja2.Environment:
-    """Templates whose gettext calls translate into the ``language`` they are rendered with."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("web", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
-    )
-    # `{% trans %}` blocks lose their line breaks and indentation (babel.cfg: trimmed).
-    env.policies["ext.i18n.trimmed"] = True
-    # Newstyle: `_("%(n)s items", n=3)` formats and escapes its variables itself.
-    env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=_gettext, ngettext=_ngettext, newstyle=True
-    )
-    return env
-
-
-def _json_for_script(data: Any) -> str:
-    """JSON safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``."""
-    text = json.dumps(data, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _language(request: web.Request) -> Language:
-    return request.app[LANGUAGES][request_locale(request)]
-
-
-def _render(
-    request: web.Request, language: Language, name: str, status: int = 200, **context: Any
-) -> web.Response:
-    client_i18n = {"locale": language.code, "messages": language.js_messages}
-    template = request.app[TEMPLATES].get_template(name)
-    html = template.render(
-        language=language,
-        language_links=language_links(request, language.code, request.app[LANGUAGES].values()),
-        i18n_json=_json_for_script(client_i18n),
-        **context,
-    )
-    response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    # The join page carries a token in its address and the room's state: never cache it.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Language"] = language.code
-    response.headers["Vary"] = "Accept-Language, Cookie"
-    remember_locale(request, response)
-    return response
+# Kept under their old names: tests and other modules import them from here.
+_templates = templates
+_json_for_script = json_for_script
+_language = page_language
+_render = render
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -148,7 +86,10 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
-    return _render(request, _language(request), "login.html")
+    """The sign-in form; afterwards login.js goes to ``next`` (a local path only) or home."""
+    homes = {role.value: home_for(frozenset({role})) for role in Role}
+    data = {"next": local_path(request.query.get("next")), "homes": homes}
+    return _render(request, _language(request), "login.html", login_json=_json_for_script(data))
 
 
 async def join_page(request: web.Request) -> web.StreamResponse:
@@ -289,10 +230,11 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
 
 
 def add_page_routes(app: web.Application) -> None:
-    app[TEMPLATES] = _templates()
+    app[TEMPLATES] = templates()
     app[LANGUAGES] = load_languages()
     app.router.add_get("/", index)
     app.router.add_get("/login", login_page)
     app.router.add_get("/join/{token}", join_page)
     app.router.add_get("/recordings/{recording_id}", recording_page)
+    add_meeting_pages(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
