@@ -237,4 +237,8 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/join/{token}", join_page)
     app.router.add_get("/recordings/{recording_id}", recording_page)
     add_meeting_pages(app)
+    # Imported here: the archive pages reuse this module's recording texts.
+    from .pages_archive import add_archive_pages
+
+    add_archive_pages(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

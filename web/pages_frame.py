@@ -83,13 +83,17 @@ class NavItem:
 # The navigation bar: each account sees the entries of its roles, in this order.
 # Only pages that exist: the operators' "today", the clerks' archive and the
 # administration pages join the list when they are built.
-NAVIGATION = (NavItem("/meetings", N_("Meetings"), frozenset({Role.SECRETARIAT, Role.ADMIN})),)
+NAVIGATION = (
+    NavItem("/meetings", N_("Meetings"), frozenset({Role.SECRETARIAT, Role.ADMIN})),
+    NavItem("/archive", N_("Archive"), frozenset({Role.CLERK, Role.ADMIN, Role.CHAIR})),
+)
 
 # Where a role lands after signing in (the first role of the account found here);
 # a role without a start page yet stays on the sign-in page, greeted.
 ROLE_HOME = {
     Role.SECRETARIAT: "/meetings",
     Role.ADMIN: "/meetings",
+    Role.CLERK: "/archive",
 }
 
 
