@@ -241,4 +241,7 @@ def add_page_routes(app: web.Application) -> None:
     from .pages_archive import add_archive_pages
 
     add_archive_pages(app)
+    from .pages_today import add_today_pages
+
+    add_today_pages(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

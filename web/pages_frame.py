@@ -81,10 +81,10 @@ class NavItem:
 
 
 # The navigation bar: each account sees the entries of its roles, in this order.
-# Only pages that exist: the operators' "today", the clerks' archive and the
-# administration pages join the list when they are built.
+# Only pages that exist: the administration pages join the list when they are built.
 NAVIGATION = (
     NavItem("/meetings", N_("Meetings"), frozenset({Role.SECRETARIAT, Role.ADMIN})),
+    NavItem("/today", N_("Today"), frozenset({Role.OPERATOR, Role.CHAIR})),
     NavItem("/archive", N_("Archive"), frozenset({Role.CLERK, Role.ADMIN, Role.CHAIR})),
 )
 
@@ -94,6 +94,8 @@ ROLE_HOME = {
     Role.SECRETARIAT: "/meetings",
     Role.ADMIN: "/meetings",
     Role.CLERK: "/archive",
+    Role.OPERATOR: "/today",
+    Role.CHAIR: "/today",
 }
 
 

@@ -349,8 +349,8 @@ async def test_the_navigation_bar_follows_the_role(api: Any) -> None:
         "thuky": ["Lịch họp"],
         "admin": ["Lịch họp", "Lưu trữ"],
         "vanthu": ["Lưu trữ"],
-        "vanhanh": [],
-        "chutri": ["Lưu trữ"],  # the meetings its unit chaired
+        "vanhanh": ["Hôm nay"],
+        "chutri": ["Hôm nay", "Lưu trữ"],  # today; the meetings its unit chaired
     }
     for username, labels in expected.items():
         _, html, _ = await get(api, "/meetings", await cookie_for(api, username))
