@@ -42,7 +42,7 @@ from conference.timezone import LOCAL_ZONE_NAME, to_local, utcnow
 
 from .api import Api, Call, QueryParam, json_ok, roles
 from .appkeys import DATABASE
-from .params import int_param
+from .params import int_param, row_id
 
 __all__ = ["CSV_HEADERS", "ROLL_CALL_HEADERS", "add_attendance_routes"]
 
@@ -166,9 +166,10 @@ class AttendanceReportOut(BaseModel):
 
 def _meeting_id(request: web.Request) -> int:
     text = request.match_info["meeting_id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) >= 2**31:
+    value = row_id(text)
+    if value is None:
         raise NotFound(f"no meeting {text[:20]!r}", code="unknown_meeting")
-    return int(text)
+    return value
 
 
 async def _load(request: web.Request, call: Call) -> AttendanceReport:

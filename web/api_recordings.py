@@ -32,7 +32,7 @@ from recordings.manifest import MANIFEST_NAME, read_manifest
 from .api import Api, Call, QueryParam, json_ok, roles
 from .appkeys import COMPOSITES, DATABASE, RECORDING_STORAGE
 from .errors import ApiError
-from .params import datetime_param, enum_list_param, int_param, str_param
+from .params import ROW_ID_LIMIT, datetime_param, enum_list_param, int_param, row_id, str_param
 
 __all__ = ["add_recording_routes"]
 
@@ -74,11 +74,10 @@ class CompositeRequest(BaseModel):
 
 
 def _recording_id(request: web.Request) -> int:
-    text = request.match_info["recording_id"]
-    # Digits only, and within a 32-bit id (PostgreSQL's integer): anything else is unknown.
-    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) >= 2**31:
+    value = row_id(request.match_info["recording_id"])
+    if value is None:
         raise NotFound("no such recording", code="recording_not_found")
-    return int(text)
+    return value
 
 
 def add_recording_routes(api: Api) -> None:
@@ -100,7 +99,7 @@ def add_recording_routes(api: Api) -> None:
         ],
     )
     async def list_recordings(request: web.Request, call: Call) -> web.StreamResponse:
-        meeting = int_param(request, "meeting", default=0, low=0, high=2**31 - 1)
+        meeting = int_param(request, "meeting", default=0, low=0, high=ROW_ID_LIMIT - 1)
         async with request.app[DATABASE].read() as session:
             page = await recording_service.list_recordings(
                 session,

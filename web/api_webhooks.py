@@ -22,7 +22,7 @@ from recordings.webhooks import (
 
 from .api import Api, Call, QueryParam, json_ok, roles
 from .appkeys import DATABASE, WEBHOOKS
-from .params import enum_list_param, int_param
+from .params import enum_list_param, int_param, row_id
 
 __all__ = ["DeliveryPageOut", "WebhookListOut", "add_webhook_routes"]
 
@@ -43,10 +43,11 @@ class DeliveryPageOut(BaseModel):
 
 
 def _number(request: web.Request, name: str, what: str) -> int:
-    value = request.match_info[name]
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise NotFound(f"no {what} with id {value!r}", code=f"unknown_{what}")
-    return int(value)
+    text = request.match_info[name]
+    value = row_id(text)
+    if value is None:
+        raise NotFound(f"no {what} with id {text!r}", code=f"unknown_{what}")
+    return value
 
 
 def _webhook_id(request: web.Request) -> int:

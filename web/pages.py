@@ -37,6 +37,7 @@ from .pages_frame import (
     LANGUAGES,
     STATIC_DIR,
     TEMPLATES,
+    duration_text,
     home_for,
     json_for_script,
     local_path,
@@ -45,6 +46,7 @@ from .pages_frame import (
     templates,
 )
 from .pages_meetings import add_meeting_pages
+from .params import row_id
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -148,12 +150,6 @@ COMPOSITE_TEXT = {
 KIND_TEXT = {"audio": N_("sound"), "video": N_("picture")}
 
 
-def _clock(seconds: float) -> str:
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
 def _size(language: Language, size: int) -> str:
     return f"{format_decimal(size / 1e6, '#,##0.0', locale=language.code)} MB"
 
@@ -166,14 +162,14 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
         actor = await authenticate(request)
     except (AuthenticationFailed, DomainError):
         raise web.HTTPFound("/login") from None
-    text = request.match_info["recording_id"]
+    recording_id = row_id(request.match_info["recording_id"])
     try:
         if not actor.has(Role.CLERK, Role.ADMIN, Role.CHAIR):
             raise PermissionDenied("clerks, admins and chairs read recordings")
-        if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) >= 2**31:
+        if recording_id is None:
             raise NotFound("no such recording", code="recording_not_found")
         async with request.app[DATABASE].read() as session:
-            row, meeting = await recording_service.get_recording(session, actor, int(text))
+            row, meeting = await recording_service.get_recording(session, actor, recording_id)
     except (NotFound, PermissionDenied) as e:
         status = 404 if isinstance(e, NotFound) else 403
         return _render(
@@ -202,8 +198,8 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
                     "url": base + track.file,
                     "unit_name": track.unit_name,
                     "kind_text": language.gettext(KIND_TEXT.get(track.kind, track.kind)),
-                    "start": _clock(track.start_offset),
-                    "length": _clock(track.duration),
+                    "start": duration_text(track.start_offset),
+                    "length": duration_text(track.duration),
                     "size": _size(language, track.bytes),
                     "sha256": track.sha256,
                 }
@@ -218,7 +214,7 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
         meeting_title=meeting.title,
         status_text=language.gettext(RECORDING_STATUS_TEXT[row.status]),
         started=language.format_datetime(row.started_at),
-        duration=_clock(row.duration_seconds) if row.duration_seconds else "",
+        duration=duration_text(row.duration_seconds) if row.duration_seconds else "",
         composite_url=base + COMPOSITE_NAME
         if composite is not None and row.composite_status is CompositeStatus.DONE
         else "",

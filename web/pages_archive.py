@@ -42,8 +42,9 @@ from conference.timezone import to_local, utcnow
 from .appkeys import DATABASE
 from .i18n import N_, Language
 from .pages import COMPOSITE_TEXT, RECORDING_STATUS_TEXT
-from .pages_frame import home_for, page_actor, page_language, render
+from .pages_frame import duration_text, home_for, page_actor, page_language, render
 from .pages_meetings import STATUS_TEXT, local_day_bounds
+from .params import row_id
 
 __all__ = ["ARCHIVE_READERS", "add_archive_pages", "fold"]
 
@@ -83,12 +84,6 @@ def _today() -> date:
 
 def _hhmm(value: datetime | None) -> str:
     return to_local(value).strftime("%H:%M") if value is not None else ""
-
-
-def _clock(seconds: float) -> str:
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def _chair_code(actor: Actor, ids: dict[int, str]) -> str | None:
@@ -212,13 +207,6 @@ def _row(
     }
 
 
-def _meeting_id(request: web.Request) -> int | None:
-    text = request.match_info["meeting_id"]
-    if len(text) > 10 or int(text) >= 2**31:
-        return None
-    return int(text)
-
-
 def _yes(language: Language, value: bool) -> str:
     return language.gettext(N_("Yes")) if value else language.gettext(N_("No"))
 
@@ -272,7 +260,7 @@ def _recording_rows(language: Language, items: list[RecordingPublic]) -> list[di
             "status": r.status.value,
             "status_text": language.gettext(RECORDING_STATUS_TEXT[r.status]),
             "started": language.format_datetime(r.started_at),
-            "duration": _clock(r.duration_seconds) if r.duration_seconds else "",
+            "duration": duration_text(r.duration_seconds) if r.duration_seconds else "",
             "composite_text": language.gettext(COMPOSITE_TEXT[r.composite_status]),
             "composite_done": r.composite_status is CompositeStatus.DONE,
             "progress": r.composite_progress,
@@ -285,7 +273,7 @@ def _recording_rows(language: Language, items: list[RecordingPublic]) -> list[di
 async def _record(request: web.Request, template: str) -> web.StreamResponse:
     actor = await page_actor(request, *ARCHIVE_READERS)
     language = page_language(request)
-    meeting_id = _meeting_id(request)
+    meeting_id = row_id(request.match_info["meeting_id"])
     if meeting_id is None:
         return await _not_found(request, actor)
     async with request.app[DATABASE].read() as session:

@@ -42,6 +42,7 @@ __all__ = [
     "STATIC_DIR",
     "TEMPLATES",
     "NavItem",
+    "duration_text",
     "home_for",
     "json_for_script",
     "local_path",
@@ -97,6 +98,13 @@ ROLE_HOME = {
     Role.OPERATOR: "/today",
     Role.CHAIR: "/today",
 }
+
+
+def duration_text(seconds: float) -> str:
+    """A length as a clock shows it: "4:05", "1:02:03"."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def home_for(roles: frozenset[Role]) -> str:

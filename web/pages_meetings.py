@@ -25,6 +25,7 @@ from conference.timezone import LOCAL_ZONE, to_local, utcnow
 from .appkeys import DATABASE, LINKS
 from .i18n import N_, Language
 from .pages_frame import json_for_script, page_actor, page_language, render
+from .params import row_id
 
 __all__ = [
     "KIND_TEXT",
@@ -184,10 +185,10 @@ def _flatten(nodes: list[dict[str, Any]], depth: int = 0) -> list[dict[str, Any]
 
 
 def _meeting_id(request: web.Request) -> int:
-    text = request.match_info["meeting_id"]
-    if len(text) > 10 or int(text) >= 2**31:
+    value = row_id(request.match_info["meeting_id"])
+    if value is None:
         raise web.HTTPNotFound()
-    return int(text)
+    return value
 
 
 async def _not_found(request: web.Request, actor: Any) -> web.Response:

@@ -10,9 +10,24 @@ from aiohttp import web
 
 from .errors import ApiError
 
-__all__ = ["datetime_param", "enum_list_param", "int_param", "str_param"]
+__all__ = ["datetime_param", "enum_list_param", "int_param", "row_id", "str_param"]
 
 E = TypeVar("E", bound=Enum)
+
+ROW_ID_LIMIT = 2**31  # ids are PostgreSQL integers
+
+
+def row_id(text: str) -> int | None:
+    """A database id from a path segment: ASCII digits below 2**31, else None.
+
+    Route patterns stay plain (``{recording_id}``, no regex) so the OpenAPI probes
+    reach the handler; a value no row can have is "not found", never a 500 from
+    the database overflowing its integer.
+    """
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if value < ROW_ID_LIMIT else None
 
 
 def str_param(request: web.Request, name: str, *, max_length: int = 200) -> str | None:
