@@ -19,14 +19,12 @@ from typing import TextIO
 
 from sqlmodel import col, select
 
-from conference.actors import SYSTEM
-from conference.audit import record_audit
 from conference.db import Database
 from conference.models import CompositeStatus, Meeting, Recording, RecordingStatus
 from conference.timezone import to_local
 
 from .composite import Layout, compose
-from .jobs import COMPOSITE_NAME
+from .jobs import COMPOSITE_NAME, set_composite
 from .storage import Storage
 
 __all__ = ["compose_recording", "list_recordings", "progress_bar"]
@@ -163,22 +161,13 @@ async def _progress(db: Database, recording_id: int, fraction: float) -> None:
 
 
 async def _done(db: Database, recording_id: int, status: CompositeStatus, error: str) -> None:
-    async with db.write() as session:
-        row = await session.get(Recording, recording_id)
-        if row is None:
-            return
-        row.composite_status = status
-        row.composite_error = error
-        if status is CompositeStatus.DONE:
-            row.composite_progress = 1.0
-            row.composite_path = COMPOSITE_NAME
-        session.add(row)
-        record_audit(
-            session,
-            SYSTEM,
-            f"recording.composite_{status.value}",
-            "recording",
-            recording_id,
-            error=error,
-            by="cli",
-        )
+    done = status is CompositeStatus.DONE
+    await set_composite(
+        db,
+        recording_id,
+        status,
+        progress=1.0 if done else None,
+        error=error,
+        path=COMPOSITE_NAME if done else None,
+        by="cli",
+    )

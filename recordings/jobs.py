@@ -30,7 +30,7 @@ from signaling.bus import Bus, BusEvent
 
 from .storage import Storage
 
-__all__ = ["LAYOUTS", "CompositeJobs"]
+__all__ = ["COMPOSITE_NAME", "LAYOUTS", "CompositeJobs", "set_composite"]
 
 log = logging.getLogger(__name__)
 
@@ -180,23 +180,41 @@ class CompositeJobs:
         error: str = "",
         path: str | None = None,
     ) -> None:
-        async with self.db.write() as session:
-            row = await session.get(Recording, recording_id)
-            if row is None:
-                return
-            row.composite_status = status
-            if progress is not None:
-                row.composite_progress = max(0.0, min(1.0, float(progress)))
-            row.composite_error = error
-            if path is not None:
-                row.composite_path = path
-            session.add(row)
-            if status in (CompositeStatus.DONE, CompositeStatus.FAILED):
-                record_audit(
-                    session,
-                    SYSTEM,
-                    f"recording.composite_{status.value}",
-                    "recording",
-                    recording_id,
-                    error=error,
-                )
+        await set_composite(
+            self.db, recording_id, status, progress=progress, error=error, path=path
+        )
+
+
+async def set_composite(
+    db: Database,
+    recording_id: int,
+    status: CompositeStatus,
+    *,
+    progress: float | None = None,
+    error: str = "",
+    path: str | None = None,
+    **audit: Any,
+) -> None:
+    """Record a composite's state in its recording's row; its end (done, failed) is
+    audited, with ``audit`` as extra detail. The job and the command both use it."""
+    async with db.write() as session:
+        row = await session.get(Recording, recording_id)
+        if row is None:
+            return
+        row.composite_status = status
+        if progress is not None:
+            row.composite_progress = max(0.0, min(1.0, float(progress)))
+        row.composite_error = error
+        if path is not None:
+            row.composite_path = path
+        session.add(row)
+        if status in (CompositeStatus.DONE, CompositeStatus.FAILED):
+            record_audit(
+                session,
+                SYSTEM,
+                f"recording.composite_{status.value}",
+                "recording",
+                recording_id,
+                error=error,
+                **audit,
+            )
