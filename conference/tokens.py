@@ -23,6 +23,8 @@ code                       meaning
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -160,6 +162,25 @@ class TokenService:
             }
         )
 
+    def csrf_token(self, session_id: str) -> str:
+        """The CSRF token of the session whose ``jti`` is ``session_id``.
+
+        Pages render it and their scripts send it back (``X-CSRF-Token``); a page of
+        another site can neither read it nor compute it. An HMAC of the id under the
+        current signing key, so nothing is stored and it ends with its session.
+        """
+        return _csrf_mac(self.keyring.current.secret, session_id)
+
+    def verify_csrf(self, session_id: str, presented: str) -> bool:
+        """Whether ``presented`` is the CSRF token of ``session_id`` under any key
+        that still verifies (a page loaded before a key rotation keeps working)."""
+        if not presented or len(presented) > 100:
+            return False
+        return any(
+            hmac.compare_digest(_csrf_mac(key.secret, session_id), presented)
+            for key in self.keyring.keys.values()
+        )
+
     def _decode(self, token: str, audience: str, required: list[str]) -> dict[str, Any]:
         header = _unverified_header(token)
         alg = header.get("alg")
@@ -236,6 +257,11 @@ class TokenService:
             )
         except (TypeError, ValueError) as e:
             raise _reject("token_malformed", "a claim of the token has the wrong type") from e
+
+
+def _csrf_mac(secret: bytes, session_id: str) -> str:
+    digest = hmac.new(secret, b"csrf\x00" + session_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

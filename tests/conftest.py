@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -191,6 +192,19 @@ class Api:
         if expect is not None:
             assert response.status == expect, (response.status, body)
         return body
+
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+async def page_csrf(api: Api, headers: dict[str, str] | None = None) -> str:
+    """The CSRF token a signed-in page renders in ``<meta name="csrf-token">``, for
+    the session in ``headers`` (a ``Cookie``) or in the client's cookie jar. Any
+    page carries it, the 403 page too: ``/archive`` is asked for."""
+    response = await api.client.get("/archive", headers=headers or {}, allow_redirects=False)
+    found = _CSRF_META.search(await response.text())
+    assert found is not None, f"no CSRF token on the page ({response.status})"
+    return found.group(1)
 
 
 @pytest.fixture

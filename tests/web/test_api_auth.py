@@ -19,9 +19,9 @@ from sqlmodel import func, select
 
 from conference.models import Account, AuditEntry
 from conference.tokens import AUD_SESSION
-from tests.conftest import ACCOUNTS, PASSWORD
+from tests.conftest import ACCOUNTS, PASSWORD, page_csrf
 from web.appkeys import CONFIG, TOKENS
-from web.auth import SESSION_COOKIE
+from web.auth import CSRF_HEADER, SESSION_COOKIE
 
 NON_ADMINS = ["thuky", "vanthu", "vanhanh", "chutri"]
 FOREIGN_ORIGIN = "https://evil.example"
@@ -218,24 +218,108 @@ async def test_cookie_post_with_cross_site_fetch_metadata_is_refused(api: Any) -
     assert error_code(body) == "cross_site"
 
 
-async def test_cookie_post_with_same_origin_is_allowed(api: Any) -> None:
+async def test_cookie_post_with_same_origin_and_the_pages_token_is_allowed(api: Any) -> None:
     assert (await login(api, "thuky")).status == 200
+    token = await page_csrf(api)
     body = await api.call(
-        "POST", "/api/auth/token", as_user=None, headers={"Origin": own_origin(api)}, expect=200
+        "POST",
+        "/api/auth/token",
+        as_user=None,
+        headers={"Origin": own_origin(api), CSRF_HEADER: token},
+        expect=200,
     )
     assert body["account"]["username"] == "thuky"
 
 
 async def test_cookie_post_with_same_origin_fetch_metadata_is_allowed(api: Any) -> None:
     assert (await login(api, "thuky")).status == 200
+    token = await page_csrf(api)
     body = await api.call(
         "POST",
         "/api/auth/token",
         as_user=None,
-        headers={"Sec-Fetch-Site": "same-origin"},
+        headers={"Sec-Fetch-Site": "same-origin", CSRF_HEADER: token},
         expect=200,
     )
     assert body["account"]["username"] == "thuky"
+
+
+# --- the CSRF token on cookie-authenticated changes -----------------------------
+
+
+@pytest.mark.parametrize("presented", [None, "", "x", "A" * 43, "A" * 5000])
+async def test_cookie_post_without_the_right_csrf_token_is_refused(
+    api: Any, presented: str | None
+) -> None:
+    assert (await login(api, "thuky")).status == 200
+    headers = {"Origin": own_origin(api)}
+    if presented is not None:
+        headers[CSRF_HEADER] = presented
+    body = await api.call("POST", "/api/auth/token", as_user=None, headers=headers, expect=403)
+    assert error_code(body) == "csrf_failed"
+
+
+async def test_another_sessions_csrf_token_is_refused(api: Any) -> None:
+    # The token is bound to its session: one signed-in page's token is no key to
+    # another session, even of the same account.
+    assert (await login(api, "thuky")).status == 200
+    first = await page_csrf(api)
+    api.client.session.cookie_jar.clear()
+    assert (await login(api, "thuky")).status == 200
+    second = await page_csrf(api)
+    assert first != second
+    body = await api.call(
+        "POST",
+        "/api/auth/token",
+        as_user=None,
+        headers={"Origin": own_origin(api), CSRF_HEADER: first},
+        expect=403,
+    )
+    assert error_code(body) == "csrf_failed"
+
+
+async def test_a_change_without_the_csrf_token_writes_nothing(api: Any) -> None:
+    assert (await login(api, "admin")).status == 200
+    accounts, audits = await count_rows(api, Account), await count_rows(api, AuditEntry)
+    body = await api.call(
+        "POST",
+        "/api/accounts",
+        as_user=None,
+        json=new_account(),
+        headers={"Origin": own_origin(api)},
+        expect=403,
+    )
+    assert error_code(body) == "csrf_failed"
+    assert await count_rows(api, Account) == accounts
+    assert await count_rows(api, AuditEntry) == audits
+    assert await account_row(api, "nguyenvanan") is None
+
+
+async def test_the_csrf_token_survives_a_key_rotation(api: Any) -> None:
+    # A page loaded before the signing key rotated still sends its old token.
+    assert (await login(api, "thuky")).status == 200
+    token = await page_csrf(api)
+    api.client.app[TOKENS].keyring.rotate()
+    assert await page_csrf(api) != token
+    body = await api.call(
+        "POST",
+        "/api/auth/token",
+        as_user=None,
+        headers={"Origin": own_origin(api), CSRF_HEADER: token},
+        expect=200,
+    )
+    assert body["account"]["username"] == "thuky"
+
+
+async def test_a_get_needs_no_csrf_token(api: Any) -> None:
+    assert (await login(api, "thuky")).status == 200
+    me = await api.call("GET", "/api/me", as_user=None, expect=200)
+    assert me["username"] == "thuky"
+
+
+async def test_a_page_for_nobody_signed_in_has_no_csrf_token(api: Any) -> None:
+    html = await (await api.client.get("/login")).text()
+    assert "csrf-token" not in html
 
 
 async def test_cross_site_cookie_change_writes_nothing(api: Any) -> None:
@@ -767,3 +851,34 @@ async def test_non_admin_cannot_read_audit(api: Any, username: str) -> None:
 async def test_audit_needs_credentials(api: Any) -> None:
     body = await api.call("GET", "/api/audit", as_user=None, expect=401)
     assert error_code(body) == "unauthenticated"
+
+
+# --- another site can neither sign a browser in nor out ---------------------------
+
+
+@pytest.mark.parametrize("forged", [{"Origin": FOREIGN_ORIGIN}, {"Sec-Fetch-Site": "cross-site"}])
+async def test_a_cross_site_login_is_refused_and_sets_no_cookie(
+    api: Any, forged: dict[str, str]
+) -> None:
+    response = await api.client.post(
+        "/api/auth/login", json={"username": "thuky", "password": PASSWORD}, headers=forged
+    )
+    assert response.status == 403
+    assert error_code(await response.json()) == "cross_site"
+    assert SESSION_COOKIE not in response.cookies
+    # The same login from this origin works.
+    response = await api.client.post(
+        "/api/auth/login",
+        json={"username": "thuky", "password": PASSWORD},
+        headers={"Origin": own_origin(api)},
+    )
+    assert response.status == 200
+
+
+async def test_a_cross_site_logout_is_refused_and_the_session_lives_on(api: Any) -> None:
+    assert (await login(api, "thuky")).status == 200
+    response = await api.client.post("/api/auth/logout", headers={"Origin": FOREIGN_ORIGIN})
+    assert response.status == 403
+    assert error_code(await response.json()) == "cross_site"
+    me = await api.call("GET", "/api/me", as_user=None, expect=200)
+    assert me["username"] == "thuky"

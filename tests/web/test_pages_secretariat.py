@@ -20,7 +20,8 @@ from sqlmodel import func, select
 
 from conference.models import Invitation, Meeting
 from conference.timezone import LOCAL_ZONE
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, page_csrf
+from web.auth import CSRF_HEADER
 from web.pages_frame import CONTENT_SECURITY_POLICY, local_path
 
 TITLE = "Hội nghị triển khai nhiệm vụ phát triển kinh tế — xã hội năm 2027"
@@ -208,10 +209,46 @@ async def test_a_cross_site_form_post_is_refused_and_changes_nothing(
     assert await meeting_count(api) == before
 
 
+async def test_a_same_origin_post_without_the_pages_csrf_token_is_refused(api: Any) -> None:
+    headers = {**(await cookie_for(api, "thuky")), "Origin": origin(api)}
+    before = await meeting_count(api)
+    body = form_body(next_monday(), "08:00", "09:00", units=["QB-SNV"])
+    for token in (None, "forged"):
+        extra = {} if token is None else {CSRF_HEADER: token}
+        response = await api.client.post("/api/meetings", json=body, headers={**headers, **extra})
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "csrf_failed"
+    assert await meeting_count(api) == before
+
+
+async def test_every_changing_form_carries_the_sessions_csrf_token(
+    api: Any, meeting_id: int
+) -> None:
+    headers = await cookie_for(api, "thuky")
+    token = await page_csrf(api, headers)
+    for path in (
+        "/meetings/new",
+        f"/meetings/{meeting_id}/edit",
+        f"/meetings/{meeting_id}/invitations",
+    ):
+        status, html, _ = await get(api, path, headers)
+        assert status == 200, path
+        assert f'<meta name="csrf-token" content="{token}">' in html, path
+        forms = re.findall(r"(<form\b[^>]*>)(.*?)</form>", html, re.S)
+        changing = [inner for tag, inner in forms if 'method="get"' not in tag]
+        assert changing, path
+        for form in changing:
+            assert f'<input type="hidden" name="csrf_token" value="{token}">' in form, path
+    # The search form is a GET: a token there would leak into the address bar.
+    status, html, _ = await get(api, "/meetings", headers)
+    assert 'name="csrf_token"' not in html
+
+
 async def test_the_form_flow_creates_exactly_that_meeting(api: Any) -> None:
     headers = {**(await cookie_for(api, "thuky")), "Origin": origin(api)}
     status, html, _ = await get(api, "/meetings/new", headers)
     assert status == 200
+    headers[CSRF_HEADER] = await page_csrf(api, headers)
     for code in ("QB-SNV", "QB-STTTT", "QB"):
         assert f'value="{code}"' in html
     day = next_monday() + timedelta(days=2)
@@ -347,7 +384,7 @@ async def test_the_navigation_bar_follows_the_role(api: Any) -> None:
     # pages are not built yet).
     expected: dict[str, list[str]] = {
         "thuky": ["Lịch họp"],
-        "admin": ["Lịch họp", "Lưu trữ"],
+        "admin": ["Lịch họp", "Lưu trữ", "Quản trị"],
         "vanthu": ["Lưu trữ"],
         "vanhanh": ["Hôm nay"],
         "chutri": ["Hôm nay", "Lưu trữ"],  # today; the meetings its unit chaired

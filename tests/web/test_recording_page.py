@@ -4,6 +4,7 @@ composite's progress), in Vietnamese and English."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlmodel import col, func, select
@@ -79,10 +80,11 @@ async def test_only_clerks_admins_and_the_chair_unit_open_it(api: Any) -> None:
         status, html = await page(api, path, await cookie_for(api, username))
         assert status == 403, username
         assert TITLE not in html
-    # Not signed in: to the login page.
+    # Not signed in: to the login page, which brings the clerk back here.
     response = await api.client.get(path, allow_redirects=False)
     assert response.status == 302
-    assert response.headers["Location"] == "/login"
+    location = urlsplit(response.headers["Location"])
+    assert (location.path, parse_qs(location.query)) == ("/login", {"next": [path]})
 
 
 @pytest.mark.parametrize("rid", ["999999", str(2**31), "12a", "-1", "١٢"])

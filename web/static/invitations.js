@@ -1,23 +1,14 @@
 // A meeting's invitations page: copy a unit's join link (Clipboard API), revoke and
 // re-issue links, reschedule or cancel the meeting -- all through the JSON API.
 
+import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 const data = JSON.parse(document.getElementById("invitations-data").textContent);
 const $ = (id) => document.getElementById(id);
 const base = `/api/meetings/${data.meeting_id}`;
 
-async function post(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body || {}),
-  });
-  const payload = await response.json().catch(() => ({}));
-  if (!response.ok) throw payload.error || { code: "http_error", message: `HTTP ${response.status}` };
-  return payload;
-}
+const post = (url, body) => api("POST", url, body || {});
 
 function say(text) {
   $("inv-message").textContent = text;
@@ -84,9 +75,11 @@ if (reschedule) {
       return;
     }
     try {
+      const reason = $("reschedule-reason").value.trim();
       await post(`${base}/reschedule`, {
         starts_at: localTime(day, starts),
         ends_at: localTime(ends <= starts ? nextDay(day) : day, ends),
+        ...(reason ? { reason } : {}),
       });
       window.location.reload();
     } catch (error) {

@@ -4,6 +4,7 @@
 // newly ticked and revokes the ones unticked. Errors are shown next to their field
 // (the API's `field`). Times are typed in Vietnam time (UTC+7, no daylight saving).
 
+import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 const data = JSON.parse(document.getElementById("meeting-form-data").textContent);
@@ -163,17 +164,7 @@ function checkLocally(values) {
   return missing;
 }
 
-async function send(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const payload = await response.json().catch(() => ({}));
-  if (!response.ok) throw payload.error || { code: "http_error", message: `HTTP ${response.status}` };
-  return payload;
-}
+const send = api;
 
 async function save() {
   const values = formValues();

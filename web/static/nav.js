@@ -1,10 +1,12 @@
 // The navigation bar of signed-in pages: signing out ends the session on the server.
 
+import { apiFetch } from "./api.js";
+
 const button = document.getElementById("sign-out");
 if (button) {
   button.addEventListener("click", async () => {
     button.disabled = true;
-    await fetch("/api/auth/logout", { method: "POST", credentials: "same-origin" }).catch(() => {});
+    await apiFetch("/api/auth/logout", { method: "POST" }).catch(() => {});
     window.location.assign("/login");
   });
 }

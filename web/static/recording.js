@@ -1,5 +1,6 @@
 // A recording's page: make the composite and follow its progress (the API, polled).
 
+import { apiFetch } from "./api.js";
 import { t } from "./i18n.js";
 
 const data = JSON.parse(document.getElementById("recording-data").textContent);
@@ -44,9 +45,8 @@ if (form) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.textContent = "";
-    const response = await fetch(`/api/recordings/${data.id}/composite`, {
+    const response = await apiFetch(`/api/recordings/${data.id}/composite`, {
       method: "POST",
-      credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ layout: form.layout.value }),
     });
