@@ -24,6 +24,7 @@ from .actors import Actor
 from .audit import record_audit
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from .models import (
+    AuditEntry,
     Invitation,
     InvitationRole,
     Meeting,
@@ -33,6 +34,7 @@ from .models import (
     MeetingUpdate,
     Unit,
 )
+from .slugs import fold
 from .timezone import to_utc, utcnow
 from .tokens import new_token_id
 from .units import get_unit, resolve_units
@@ -40,12 +42,15 @@ from .units import get_unit, resolve_units
 __all__ = [
     "ACTIVE_STATUSES",
     "MAX_DURATION",
+    "MeetingNotice",
     "MeetingPage",
     "ScheduleWarning",
     "cancel_meeting",
     "create_meeting",
     "get_meeting",
+    "invited_unit_codes",
     "list_meetings",
+    "meeting_notices",
     "meeting_public",
     "set_status",
     "update_meeting",
@@ -101,6 +106,8 @@ class MeetingPage:
 class Scheduled:
     meeting: MeetingPublic
     warnings: list[ScheduleWarning] = field(default_factory=list)
+    # A reschedule: the (starts_at, ends_at) the meeting had before, in UTC.
+    previous: tuple[datetime, datetime] | None = None
 
 
 def set_status(meeting: Meeting, new: MeetingStatus) -> None:
@@ -359,8 +366,11 @@ async def update_meeting(
     data: MeetingUpdate,
     *,
     now: datetime | None = None,
+    reason: str | None = None,
 ) -> Scheduled:
-    """Change a scheduled or open meeting. New times are a reschedule: checked like a create."""
+    """Change a scheduled or open meeting. New times are a reschedule: checked like a
+    create, and its audit entry keeps the old times and ``reason`` for the notice the
+    invited units see (:func:`meeting_notices`)."""
     meeting = await get_meeting(session, meeting_id)
     if meeting.status not in _EDITABLE:
         raise Conflict(
@@ -374,6 +384,7 @@ async def update_meeting(
     starts_at = to_utc(data.starts_at) if data.starts_at is not None else meeting.starts_at
     ends_at = to_utc(data.ends_at) if data.ends_at is not None else meeting.ends_at
     rescheduled = (starts_at, ends_at) != (meeting.starts_at, meeting.ends_at)
+    previous = (meeting.starts_at, meeting.ends_at)
     chair = await session.get(Unit, meeting.chair_unit_id)
     assert chair is not None
     if data.chair_unit is not None and data.chair_unit != chair.code:
@@ -411,9 +422,38 @@ async def update_meeting(
         warnings = await double_bookings(
             session, list(unit_ids), starts_at, ends_at, exclude=meeting.id
         )
-    action = "meeting.reschedule" if rescheduled else "meeting.update"
-    record_audit(session, actor, action, "meeting", meeting.id, changes=_jsonable(changes))
-    return Scheduled(await meeting_public(session, meeting), warnings)
+    if rescheduled:
+        record_audit(
+            session,
+            actor,
+            "meeting.reschedule",
+            "meeting",
+            meeting.id,
+            changes=_jsonable(changes),
+            reason=reason,
+            from_starts_at=previous[0].isoformat(),
+            from_ends_at=previous[1].isoformat(),
+        )
+    else:
+        record_audit(
+            session, actor, "meeting.update", "meeting", meeting.id, changes=_jsonable(changes)
+        )
+    return Scheduled(
+        await meeting_public(session, meeting),
+        warnings,
+        previous=previous if rescheduled else None,
+    )
+
+
+async def invited_unit_codes(session: AsyncSession, meeting_id: int) -> list[str]:
+    """The codes of the units a meeting's live invitations are for (chair included)."""
+    rows = await session.exec(
+        select(Unit.code)
+        .join(Invitation, col(Invitation.unit_id) == col(Unit.id))
+        .where(Invitation.meeting_id == meeting_id, col(Invitation.revoked_at).is_(None))
+        .order_by(col(Unit.code))
+    )
+    return list(rows.all())
 
 
 async def _move_chair(session: AsyncSession, meeting: Meeting, chair: Unit) -> None:
@@ -455,6 +495,56 @@ async def cancel_meeting(
     return await meeting_public(session, meeting)
 
 
+@dataclass(frozen=True, slots=True)
+class MeetingNotice:
+    """What the invited units are told of a meeting the Office cancelled or moved."""
+
+    kind: str  # "cancelled" | "rescheduled"
+    at: datetime
+    reason: str | None
+    from_starts_at: datetime | None = None  # a reschedule: the times it had before
+    from_ends_at: datetime | None = None
+
+
+async def meeting_notices(
+    session: AsyncSession, meeting_ids: Sequence[int]
+) -> dict[int, MeetingNotice]:
+    """The latest cancel or reschedule of each of ``meeting_ids`` (from the audit
+    log, written in the same transaction as the change), by meeting id."""
+    if not meeting_ids:
+        return {}
+    rows = (
+        await session.exec(
+            select(AuditEntry)
+            .where(
+                AuditEntry.object_type == "meeting",
+                col(AuditEntry.object_id).in_([str(i) for i in meeting_ids]),
+                col(AuditEntry.action).in_(["meeting.cancel", "meeting.reschedule"]),
+            )
+            .order_by(col(AuditEntry.at), col(AuditEntry.id))
+        )
+    ).all()
+    notices: dict[int, MeetingNotice] = {}
+    for row in rows:
+        detail = row.detail
+        reason = detail.get("reason")
+        if row.action == "meeting.cancel":
+            notices[int(row.object_id)] = MeetingNotice("cancelled", row.at, reason)
+            continue
+        notices[int(row.object_id)] = MeetingNotice(
+            "rescheduled",
+            row.at,
+            reason,
+            _when(detail.get("from_starts_at")),
+            _when(detail.get("from_ends_at")),
+        )
+    return notices
+
+
+def _when(value: Any) -> datetime | None:
+    return to_utc(datetime.fromisoformat(value)) if isinstance(value, str) else None
+
+
 async def list_meetings(
     session: AsyncSession,
     actor: Actor,
@@ -463,13 +553,18 @@ async def list_meetings(
     starts_to: datetime | None = None,
     unit_code: str | None = None,
     statuses: Sequence[MeetingStatus] = (),
+    title: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> MeetingPage:
     """Meetings overlapping ``[starts_from, starts_to)``, ordered by start time.
 
     Accounts that do not see every meeting (operators, chairs) see only the
-    meetings their unit is invited to or chairs.
+    meetings their unit is invited to or chairs. ``title`` keeps the meetings whose
+    title contains it, ignoring case and tone marks ("hop giao ban" finds "Họp giao
+    ban"): neither SQLite nor PostgreSQL without ``unaccent`` folds Vietnamese, so
+    the ids and titles that pass the other filters are folded here, and the page is
+    read by those ids.
     """
     # Columns, not ORM entities: a month is ~900 rows, and the identity map and
     # per-row validation cost more than the query (profiled on the bench data).
@@ -507,6 +602,14 @@ async def list_meetings(
             Invitation.unit_id == unit_ids[0], col(Invitation.revoked_at).is_(None)
         )
         filters.append(col(Meeting.id).in_(invited))
+    if title is not None and title.strip():
+        needle = fold(title.strip())
+        candidates = sa.select(col(Meeting.id), col(Meeting.title)).where(*filters)
+        found = (await (await session.connection()).execute(candidates)).all()
+        ids = [row[0] for row in found if needle in fold(row[1])]
+        if not ids:
+            return MeetingPage(items=[], total=0, limit=limit, offset=offset)
+        filters.append(col(Meeting.id).in_(ids))
     if filters:
         query = query.where(*filters)
         count_query = count_query.where(*filters)

@@ -3,6 +3,8 @@ list join links, revoke, re-issue; the iCalendar file of one unit's invitation."
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from conference import invitations as invitation_service
@@ -19,9 +21,11 @@ from conference.models import (
     Unit,
 )
 from conference.slugs import ascii_slug
+from conference.timezone import to_local
+from signaling.bus import BusEvent
 
 from .api import SIGNED_IN, Api, Call, QueryParam, json_ok, roles
-from .appkeys import CONFIG, DATABASE, LINKS, ROOMS
+from .appkeys import BUS, CONFIG, DATABASE, LINKS, ROOMS
 from .params import datetime_param, enum_list_param, int_param, str_param
 from .schemas import (
     CancelRequest,
@@ -50,6 +54,38 @@ def _scheduled(result: meeting_service.Scheduled) -> ScheduledOut:
     )
 
 
+async def _announce(request: web.Request, name: str, meeting: MeetingPublic, **extra: Any) -> None:
+    """Tell the invited units' systems (webhooks follow the bus) of a committed change:
+    ``meeting.cancelled`` or ``meeting.rescheduled``, with the units it concerns."""
+    async with request.app[DATABASE].read() as session:
+        units = await meeting_service.invited_unit_codes(session, meeting.id)
+    data: dict[str, Any] = {
+        "meeting_id": meeting.id,
+        "title": meeting.title,
+        "starts_at": to_local(meeting.starts_at).isoformat(),
+        "ends_at": to_local(meeting.ends_at).isoformat(),
+        "units": units,
+        **extra,
+    }
+    request.app[BUS].publish(BusEvent(name, data))
+
+
+async def _announce_reschedule(
+    request: web.Request, result: meeting_service.Scheduled, reason: str | None
+) -> None:
+    if result.previous is None:
+        return
+    starts, ends = result.previous
+    await _announce(
+        request,
+        "meeting.rescheduled",
+        result.meeting,
+        reason=reason,
+        previous_starts_at=to_local(starts).isoformat(),
+        previous_ends_at=to_local(ends).isoformat(),
+    )
+
+
 def add_meeting_routes(api: Api) -> None:
     @api.route(
         "GET",
@@ -71,6 +107,7 @@ def add_meeting_routes(api: Api) -> None:
             ),
             QueryParam("unit", "only meetings this unit is invited to or chairs"),
             QueryParam("status", "comma-separated: scheduled,open,live,ended,cancelled"),
+            QueryParam("q", "words in the title, ignoring case and Vietnamese tone marks"),
             QueryParam("limit", "page size, 1 to 1000 (default 100)", {"type": "integer"}),
             QueryParam("offset", "rows to skip", {"type": "integer"}),
         ],
@@ -84,6 +121,7 @@ def add_meeting_routes(api: Api) -> None:
                 starts_to=datetime_param(request, "to"),
                 unit_code=str_param(request, "unit", max_length=32),
                 statuses=enum_list_param(request, "status", MeetingStatus),
+                title=str_param(request, "q", max_length=300),
                 limit=int_param(request, "limit", default=100, low=1, high=1000),
                 offset=int_param(request, "offset", default=0, low=0, high=10_000_000),
             )
@@ -138,6 +176,7 @@ def add_meeting_routes(api: Api) -> None:
             result = await meeting_service.update_meeting(
                 session, call.who, _meeting_id(request), call.body
             )
+        await _announce_reschedule(request, result, None)
         return json_ok(_scheduled(result))
 
     @api.route(
@@ -155,8 +194,9 @@ def add_meeting_routes(api: Api) -> None:
         update = MeetingUpdate(starts_at=data.starts_at, ends_at=data.ends_at)
         async with request.app[DATABASE].write() as session:
             result = await meeting_service.update_meeting(
-                session, call.who, _meeting_id(request), update
+                session, call.who, _meeting_id(request), update, reason=data.reason
             )
+        await _announce_reschedule(request, result, data.reason)
         return json_ok(_scheduled(result))
 
     @api.route(
@@ -172,11 +212,15 @@ def add_meeting_routes(api: Api) -> None:
     async def cancel(request: web.Request, call: Call) -> web.StreamResponse:
         data: CancelRequest = call.body
         async with request.app[DATABASE].write() as session:
+            before = await meeting_service.get_meeting(session, _meeting_id(request))
+            cancelled_now = before.status is not MeetingStatus.CANCELLED
             meeting = await meeting_service.cancel_meeting(
                 session, call.who, _meeting_id(request), data.reason
             )
         # Whoever waits in an open lobby is told at once, not at their next message.
         request.app[ROOMS].end_room(meeting.id, "meeting cancelled")
+        if cancelled_now:
+            await _announce(request, "meeting.cancelled", meeting, reason=data.reason)
         return json_ok(meeting)
 
     @api.route(

@@ -67,6 +67,7 @@ class RescheduleRequest(BaseModel):
     model_config = _FORBID
     starts_at: AwareDatetime
     ends_at: AwareDatetime
+    reason: Name | None = None  # shown to the invited units and sent in the webhook
 
 
 class CancelRequest(BaseModel):

@@ -323,3 +323,109 @@ async def test_calendar_file_parses_back_with_the_units_join_link(api):
     event = Calendar.from_ical(await response.read()).walk("VEVENT")[0]
     assert str(event["status"]) == "CANCELLED"
     assert int(event["sequence"]) == 1
+
+
+async def test_cancel_and_reschedule_tell_the_invited_units_on_the_bus(api):
+    """The events webhooks send: committed changes only, with the units concerned, the
+    times before a reschedule, and the Office's reason byte-exact."""
+    import asyncio
+
+    from web.appkeys import BUS
+
+    events = []
+    ready = asyncio.Event()
+
+    async def listen():
+        stream = api.client.app[BUS].subscribe()
+        first = asyncio.ensure_future(stream.__anext__())
+        ready.set()
+        events.append(await first)
+        async for event in stream:
+            events.append(event)
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0)
+    await ready.wait()
+    created = await api.call("POST", "/api/meetings", json=body(), expect=201)
+    mid = created["meeting"]["id"]
+    # An edit that keeps the times, and a refused reschedule, say nothing.
+    await api.call("PATCH", f"/api/meetings/{mid}", json={"title": "Họp mới"}, expect=200)
+    await api.call(
+        "POST",
+        f"/api/meetings/{mid}/reschedule",
+        json={"starts_at": START.isoformat(), "ends_at": (START - timedelta(hours=1)).isoformat()},
+        expect=422,
+    )
+    new_start = START + timedelta(days=1)
+    reason = "Trùng lịch làm việc với Bộ Nội vụ"
+    await api.call(
+        "POST",
+        f"/api/meetings/{mid}/reschedule",
+        json={
+            "starts_at": new_start.isoformat(),
+            "ends_at": (new_start + timedelta(hours=1)).isoformat(),
+            "reason": reason,
+        },
+        expect=200,
+    )
+    await api.call("POST", f"/api/meetings/{mid}/cancel", json={"reason": "Hoãn"}, expect=200)
+    await api.call("POST", f"/api/meetings/{mid}/cancel", json={"reason": "lần 2"}, expect=200)
+    for _ in range(100):
+        if len(events) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # a third event, were one wrongly published, would be in
+    listener.cancel()
+    names = [e.name for e in events if e.name.startswith("meeting.")]
+    assert names == ["meeting.rescheduled", "meeting.cancelled"]
+    moved, cancelled = [e.data for e in events if e.name.startswith("meeting.")]
+    assert moved["meeting_id"] == mid
+    assert moved["title"] == "Họp mới"
+    assert moved["reason"] == reason
+    assert datetime.fromisoformat(moved["previous_starts_at"]) == START
+    assert datetime.fromisoformat(moved["starts_at"]) == new_start
+    assert moved["starts_at"].endswith("+07:00")
+    assert moved["units"] == sorted(["QB", "QB-STTTT", "QB-SNV", "QB-BOTRACH-TANTRACH"])
+    assert cancelled["reason"] == "Hoãn"
+    assert cancelled["units"] == moved["units"]
+    async with api.database.read() as s:
+        entry = (
+            await s.exec(
+                select(AuditEntry).where(
+                    AuditEntry.object_id == str(mid), AuditEntry.action == "meeting.reschedule"
+                )
+            )
+        ).one()
+    assert entry.detail["reason"] == reason
+    assert datetime.fromisoformat(entry.detail["from_starts_at"]) == START
+
+
+async def test_the_list_searches_titles_ignoring_case_and_tone_marks(api):
+    titles = [
+        "Họp giao ban tháng 12 — Sở Nội vụ",
+        "HỌP GIAO BAN ĐỘT XUẤT",
+        "Hội nghị tổng kết năm",
+    ]
+    ids = []
+    for n, title in enumerate(titles):
+        created = await api.call(
+            "POST", "/api/meetings", json=body(hours_from=3 * n, title=title), expect=201
+        )
+        ids.append(created["meeting"]["id"])
+    for q in ("hop giao ban", "Họp Giao Ban", "GIAO"):
+        page = await api.call("GET", "/api/meetings", params={"q": q}, expect=200)
+        assert [m["id"] for m in page["items"]] == ids[:2], q
+        assert page["total"] == 2
+    page = await api.call("GET", "/api/meetings", params={"q": "dot xuat"}, expect=200)
+    assert [m["title"] for m in page["items"]] == [titles[1]]
+    # Paging works on the matches, and the other filters still apply.
+    page = await api.call("GET", "/api/meetings", params={"q": "giao", "limit": 1, "offset": 1})
+    assert [m["id"] for m in page["items"]] == [ids[1]]
+    assert page["total"] == 2
+    page = await api.call("GET", "/api/meetings", params={"q": "giao", "status": "cancelled"})
+    assert page["items"] == []
+    assert page["total"] == 0
+    page = await api.call("GET", "/api/meetings", params={"q": "không có cuộc họp nào"})
+    assert page["total"] == 0
+    err = await api.call("GET", "/api/meetings", params={"q": "x" * 301}, expect=422)
+    assert err["error"]["field"] == "q"

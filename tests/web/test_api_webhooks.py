@@ -484,3 +484,56 @@ async def test_the_webhook_routes_are_documented_for_admins(api: Any) -> None:
     schemas = document["components"]["schemas"]
     assert "secret" in schemas["WebhookCreated"]["properties"]
     assert "secret" not in schemas["WebhookPublic"]["properties"]
+
+
+# --- the meetings' notices ------------------------------------------------------------
+
+
+async def test_a_reschedule_and_a_cancel_reach_a_subscriber_signed(
+    api: Any, receiver: Receiver
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    hook = await create(api, receiver, "notices", ["meeting.rescheduled", "meeting.cancelled"])
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    created = await api.call(
+        "POST",
+        "/api/meetings",
+        as_user="thuky",
+        json={
+            "title": "Họp giao ban — Sở Nội vụ",
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=1)).isoformat(),
+            "chair_unit": "QB",
+            "invited_units": ["QB-SNV"],
+        },
+        expect=201,
+    )
+    mid = created["meeting"]["id"]
+    moved = start + timedelta(days=1)
+    await api.call(
+        "POST",
+        f"/api/meetings/{mid}/reschedule",
+        as_user="thuky",
+        json={
+            "starts_at": moved.isoformat(),
+            "ends_at": (moved + timedelta(hours=1)).isoformat(),
+            "reason": "Lãnh đạo đi công tác",
+        },
+        expect=200,
+    )
+    await api.call(
+        "POST", f"/api/meetings/{mid}/cancel", as_user="thuky", json={"reason": "Hoãn"}, expect=200
+    )
+    await wait_until(lambda: len(receiver.at("notices")) >= 2, what="two notices")
+    got = receiver.at("notices")
+    assert all(r.signature_ok and r.timestamp_ok for r in got)
+    bodies = [r.json for r in got]
+    assert [b["event"] for b in bodies] == ["meeting.rescheduled", "meeting.cancelled"]
+    rescheduled, cancelled = (b["data"] for b in bodies)
+    assert rescheduled["reason"] == "Lãnh đạo đi công tác"
+    assert rescheduled["units"] == ["QB", "QB-SNV"]
+    assert datetime.fromisoformat(rescheduled["previous_starts_at"]) == start
+    assert datetime.fromisoformat(rescheduled["starts_at"]) == moved
+    assert cancelled == {**cancelled, "meeting_id": mid, "reason": "Hoãn"}
+    assert (await deliveries(api, hook["id"], "?status=delivered"))["total"] == 2
