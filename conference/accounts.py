@@ -7,8 +7,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .actors import Actor
 from .audit import record_audit
-from .errors import AuthenticationFailed, Conflict, NotFound
-from .models import Account, AccountCreate, AccountPublic, Role, Unit
+from .errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from .models import Account, AccountCreate, AccountPublic, AccountUpdate, Role, Unit
 from .passwords import hash_password, needs_rehash, verify_password
 from .units import get_unit
 
@@ -17,8 +17,11 @@ __all__ = [
     "actor_for",
     "authenticate",
     "create_account",
+    "get_account",
     "list_accounts",
+    "reset_password",
     "set_password",
+    "update_account",
 ]
 
 
@@ -75,9 +78,82 @@ async def set_password(session: AsyncSession, actor: Actor, username: str, passw
     record_audit(session, actor, "account.password", "account", username)
 
 
-async def list_accounts(session: AsyncSession) -> list[AccountPublic]:
+async def list_accounts(session: AsyncSession, *, role: Role | None = None) -> list[AccountPublic]:
+    """Accounts by username, optionally only those holding ``role``.
+
+    The role filter runs here, not in SQL: roles are a JSON list, queried
+    differently on SQLite and PostgreSQL, and a province has hundreds of accounts.
+    """
     rows = (await session.exec(select(Account).order_by(col(Account.username)))).all()
+    if role is not None:
+        rows = [a for a in rows if role.value in a.roles]
     return [await _public(session, a) for a in rows]
+
+
+async def get_account(session: AsyncSession, account_id: int) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"no account {account_id}", code="unknown_account")
+    return account
+
+
+def _refuse_self_lockout(actor: Actor, account: Account, data: AccountUpdate) -> None:
+    """An admin may not take away their own admin role nor disable themselves:
+    a province whose only admin did so could not undo it from the pages."""
+    if account.id != actor.account_id:
+        return
+    if (
+        data.roles is not None
+        and Role.ADMIN not in data.roles
+        and Role.ADMIN.value in account.roles
+    ):
+        raise Conflict("you cannot remove your own admin role", code="self_demotion", field="roles")
+    if data.active is False:
+        raise Conflict(
+            "you cannot deactivate your own account", code="self_deactivation", field="active"
+        )
+
+
+async def update_account(
+    session: AsyncSession, actor: Actor, account_id: int, data: AccountUpdate
+) -> AccountPublic:
+    """Change an account's display name, roles, unit or active flag.
+
+    Sessions and tokens carry no roles that matter: every request reads the
+    account again (:func:`actor_for`), so a change, a deactivation above all,
+    takes effect on the account's next request.
+    """
+    account = await get_account(session, account_id)
+    changes = data.model_dump(exclude_unset=True)
+    for name in ("display_name", "roles", "active"):
+        if name in changes and changes[name] is None:
+            raise InvalidInput(f"{name} cannot be null", field=name)
+    _refuse_self_lockout(actor, account, data)
+    if data.display_name is not None:
+        account.display_name = data.display_name
+    if data.roles is not None:
+        account.roles = sorted({r.value for r in data.roles})
+    if "unit" in changes:
+        account.unit_id = (await get_unit(session, data.unit)).id if data.unit else None
+    if data.active is not None:
+        account.active = data.active
+    session.add(account)
+    await session.flush()
+    detail = {k: v for k, v in changes.items() if k != "roles"}
+    if "roles" in changes:
+        detail["roles"] = account.roles
+    record_audit(session, actor, "account.update", "account", account.username, changes=detail)
+    return await _public(session, account)
+
+
+async def reset_password(
+    session: AsyncSession, actor: Actor, account_id: int, password: str
+) -> None:
+    """Set a new password for an account (an admin's reset: the old one is not asked)."""
+    account = await get_account(session, account_id)
+    account.password_hash = hash_password(password)
+    session.add(account)
+    record_audit(session, actor, "account.password", "account", account.username)
 
 
 async def account_public(session: AsyncSession, account_id: int) -> AccountPublic:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, ConfigDict, field_serializer
+from pydantic import AwareDatetime, ConfigDict, StrictBool, field_serializer
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from .columns import UTCDateTime, enum_column
@@ -23,6 +23,7 @@ __all__ = [
     "Account",
     "AccountCreate",
     "AccountPublic",
+    "AccountUpdate",
     "AttendanceEvent",
     "AttendanceKind",
     "AuditEntry",
@@ -37,6 +38,7 @@ __all__ = [
     "MeetingPublic",
     "MeetingStatus",
     "MeetingUpdate",
+    "PasswordReset",
     "PresenceHeartbeat",
     "Recording",
     "RecordingPublic",
@@ -44,6 +46,7 @@ __all__ = [
     "RecordingUpdate",
     "RevokedToken",
     "Role",
+    "Setting",
     "Unit",
     "UnitCreate",
     "UnitKind",
@@ -185,6 +188,29 @@ class AccountCreate(SQLModel):
     password: Password
     roles: list[Role] = Field(min_length=1, max_length=5)
     unit: Code | None = None
+
+
+class AccountUpdate(SQLModel):
+    """What an admin may change on an account; an absent field is left as it is.
+
+    ``unit: null`` detaches the account from its unit; ``display_name``, ``roles``
+    and ``active`` cannot be null (an account always has a name and a role).
+    """
+
+    model_config = _FORBID
+    display_name: Name | None = None
+    roles: list[Role] | None = Field(default=None, min_length=1, max_length=5)
+    unit: Code | None = None
+    # Strict: lax pydantic reads "no" or "off" as False, and deactivating an account
+    # by a typo is not a change to guess at.
+    active: StrictBool | None = None
+
+
+class PasswordReset(SQLModel):
+    """A new password an admin sets for an account (the old one is not asked)."""
+
+    model_config = _FORBID
+    password: Password
 
 
 class AccountPublic(SQLModel):
@@ -454,6 +480,15 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Setting(SQLModel, table=True):
+    """A setting an administrator changes in the pages, by key (the configuration
+    gives the default until one is stored); ``value`` is its JSON text."""
+
+    key: str = Field(max_length=64, primary_key=True)
+    value: str = Field(max_length=1000)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class AuditEntry(SQLModel, table=True):

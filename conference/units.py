@@ -31,7 +31,10 @@ from .models import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "FORMULA_PREFIXES",
+    "CsvRejected",
     "ImportResult",
+    "RowError",
     "create_unit",
     "delete_unit",
     "get_unit",
@@ -39,6 +42,7 @@ __all__ = [
     "list_units",
     "resolve_units",
     "unit_tree",
+    "units_csv",
     "update_unit",
 ]
 
@@ -147,6 +151,7 @@ async def create_unit(session: AsyncSession, actor: Actor, data: UnitCreate) -> 
     existing = (await session.exec(select(Unit.id).where(Unit.code == data.code))).first()
     if existing is not None:
         raise Conflict(f"unit {data.code!r} exists already", code="unit_exists", field="code")
+    _refuse_formula_name(data.name)
     parent_id = await _check_parent(session, None, data.parent) if data.parent else None
     unit = Unit(code=data.code, name=data.name, kind=data.kind, parent_id=parent_id)
     session.add(unit)
@@ -163,6 +168,7 @@ async def update_unit(
     for name in ("name", "kind"):
         if name in changes and changes[name] is None:
             raise InvalidInput(f"{name} cannot be null", field=name)
+    _refuse_formula_name(data.name)
     if "name" in changes and data.name is not None:
         unit.name = data.name
     if "kind" in changes and data.kind is not None:
@@ -203,25 +209,81 @@ class ImportResult:
     unchanged: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """One thing wrong with a CSV file: its line (1 is the header), a stable code,
+    the column at fault when there is one, and a message for people."""
+
+    line: int
+    code: str
+    message: str
+    field: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": self.line, "code": self.code, "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+class CsvRejected(InvalidInput):
+    """A CSV file refused as a whole, with every bad row found (up to MAX_ROW_ERRORS),
+    so whoever fixes the file can fix it in one go instead of one error per upload.
+
+    ``code`` is ``unknown_unit`` when the only fault is parents that do not exist,
+    else ``invalid_csv``; each row's own code is in :attr:`errors`.
+    """
+
+    def __init__(self, errors: Sequence[RowError]) -> None:
+        first = errors[0]
+        only_parents = all(e.code == "unknown_unit" for e in errors)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(
+            f"row {first.line}: {first.message}{more}",
+            code="unknown_unit" if only_parents else "invalid_csv",
+            field="parent" if only_parents else None,
+        )
+        self.errors = list(errors)
+
+
+# A cell a spreadsheet would run as a formula (CSV injection): a unit name is
+# shown in the attendance exports that clerks open in Excel, so none may start so.
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+MAX_ROW_ERRORS = 100
+
+
+def formula_like(text: str) -> bool:
+    return text.startswith(FORMULA_PREFIXES)
+
+
+def _refuse_formula_name(name: str | None) -> None:
+    if name is not None and formula_like(name):
+        raise InvalidInput(
+            "a unit name cannot start with = + - or @ (a spreadsheet would run it as a formula)",
+            code="formula_like_name",
+            field="name",
+        )
+
+
 async def import_units_csv(session: AsyncSession, actor: Actor, text: str) -> ImportResult:
     """Create or update units from CSV text (columns ``code,name,kind,parent``).
 
-    The whole file is checked before anything is written; a bad row refuses
-    the file with the row number in the message. Parents may appear after
-    their children in the file.
+    The whole file is checked before anything is written; a bad file is refused
+    with :class:`CsvRejected`, naming every bad row by its line. Parents may appear
+    after their children in the file.
     """
-    rows = _parse_csv(text)
-    file_codes = {row.code for row in rows}
+    rows, errors = _parse_csv(text)
+    file_codes = {row.code for _, row in rows}
     existing = {u.code: u for u in (await session.exec(select(Unit))).all()}
-    for number, row in enumerate(rows, start=2):
+    for line, row in rows:
         if row.parent and row.parent not in file_codes and row.parent not in existing:
-            raise InvalidInput(
-                f"row {number}: unknown parent unit {row.parent!r}",
-                code="unknown_unit",
-                field="parent",
+            errors.append(
+                RowError(line, "unknown_unit", f"unknown parent unit {row.parent!r}", "parent")
             )
+    if errors:
+        raise CsvRejected(sorted(errors, key=lambda e: e.line)[:MAX_ROW_ERRORS])
     result = ImportResult()
-    for row in rows:
+    for _, row in rows:
         unit = existing.get(row.code)
         if unit is None:
             unit = Unit(code=row.code, name=row.name, kind=row.kind)
@@ -235,7 +297,7 @@ async def import_units_csv(session: AsyncSession, actor: Actor, text: str) -> Im
         else:
             result.unchanged.append(row.code)
     await session.flush()
-    for row in rows:
+    for _, row in rows:
         unit = existing[row.code]
         parent_id = existing[row.parent].id if row.parent else None
         if unit.parent_id != parent_id:
@@ -258,6 +320,28 @@ async def import_units_csv(session: AsyncSession, actor: Actor, text: str) -> Im
     return result
 
 
+async def units_csv(session: AsyncSession) -> str:
+    """Every unit as CSV in the import's columns, parents before their children, so
+    the file imports back unchanged; a BOM first so Excel reads it as UTF-8."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+
+    def walk(nodes: list[dict[str, Any]], parent: str) -> None:
+        for node in nodes:
+            writer.writerow([node["code"], _cell(node["name"]), node["kind"], parent])
+            walk(node["children"], node["code"])
+
+    walk(await unit_tree(session), "")
+    return "\ufeff" + out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A name as a spreadsheet shows it and never runs: a leading quote defuses a
+    formula (names from before :data:`FORMULA_PREFIXES` was enforced)."""
+    return "'" + text if formula_like(text) else text
+
+
 async def _refuse_cycles(session: AsyncSession) -> None:
     parents = {uid: pid for uid, pid in (await session.exec(select(Unit.id, Unit.parent_id))).all()}
     for start in parents:
@@ -272,46 +356,81 @@ async def _refuse_cycles(session: AsyncSession) -> None:
             cursor = parents.get(cursor)
 
 
-def _parse_csv(text: str) -> Sequence[UnitCreate]:
+def _parse_csv(text: str) -> tuple[list[tuple[int, UnitCreate]], list[RowError]]:
+    """The file's valid rows with their line numbers, and every fault found."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = tuple(reader.fieldnames or ())
+    try:
+        header = tuple(reader.fieldnames or ())
+    except csv.Error as e:
+        raise CsvRejected([RowError(1, "invalid_csv", f"unreadable CSV: {e}")]) from e
     if header[: len(CSV_COLUMNS)] != CSV_COLUMNS:
-        raise InvalidInput(
-            f"the CSV header must be {','.join(CSV_COLUMNS)}; got {','.join(header) or 'nothing'}",
-            code="invalid_csv",
+        got = ",".join(header) or "nothing"
+        raise CsvRejected(
+            [
+                RowError(
+                    1, "invalid_header", f"the header must be {','.join(CSV_COLUMNS)}; got {got}"
+                )
+            ]
         )
-    rows: list[UnitCreate] = []
-    seen: set[str] = set()
-    for number, raw in enumerate(reader, start=2):
-        if None in raw:
-            raise InvalidInput(f"row {number}: too many columns", code="invalid_csv")
-        values = {k: (v if v is not None else "") for k, v in raw.items() if k in CSV_COLUMNS}
+    rows: list[tuple[int, UnitCreate]] = []
+    errors: list[RowError] = []
+    seen: dict[str, int] = {}
+    while len(errors) < MAX_ROW_ERRORS:
         try:
-            row = UnitCreate.model_validate(
-                {
-                    "code": values["code"],
-                    "name": values["name"],
-                    "kind": values["kind"],
-                    "parent": values["parent"] or None,
-                }
-            )
-        except (ValidationError, ValueError) as e:
-            raise InvalidInput(f"row {number}: {_first_error(e)}", code="invalid_csv") from e
+            raw = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            errors.append(RowError(reader.line_num, "invalid_csv", f"unreadable CSV: {e}"))
+            break
+        line = reader.line_num
+        row = _parse_row(line, raw, errors)
+        if row is None:
+            continue
         if row.code in seen:
-            raise InvalidInput(f"row {number}: code {row.code!r} appears twice", code="invalid_csv")
-        seen.add(row.code)
-        rows.append(row)
-    if not rows:
-        raise InvalidInput("the CSV file has no rows", code="invalid_csv")
-    return rows
+            errors.append(
+                RowError(
+                    line,
+                    "duplicate_code",
+                    f"code {row.code!r} appears on line {seen[row.code]} already",
+                    "code",
+                )
+            )
+            continue
+        seen[row.code] = line
+        rows.append((line, row))
+    if not rows and not errors:
+        errors.append(RowError(1, "no_rows", "the CSV file has no rows"))
+    return rows, errors
 
 
-def _first_error(e: Exception) -> str:
-    if isinstance(e, ValidationError):
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        return f"{where}: {err['msg']}"
-    return str(e)
+def _parse_row(line: int, raw: dict[str | Any, Any], errors: list[RowError]) -> UnitCreate | None:
+    """One record as a unit, or None with its faults added to ``errors``."""
+    if None in raw:
+        errors.append(RowError(line, "too_many_columns", "too many columns"))
+        return None
+    values = {k: (v if v is not None else "") for k, v in raw.items() if k in CSV_COLUMNS}
+    try:
+        row = UnitCreate.model_validate(
+            {
+                "code": values["code"],
+                "name": values["name"],
+                "kind": values["kind"],
+                "parent": values["parent"] or None,
+            }
+        )
+    except ValidationError as e:
+        for err in e.errors(include_url=False, include_input=False):
+            where = str(err["loc"][0]) if err["loc"] else None
+            code = "unknown_kind" if where == "kind" else "invalid_field"
+            errors.append(RowError(line, code, f"{where}: {err['msg']}", where))
+        return None
+    if formula_like(row.name):
+        errors.append(
+            RowError(line, "formula_like_name", "the name cannot start with = + - or @", "name")
+        )
+        return None
+    return row
 
 
 def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:

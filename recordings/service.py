@@ -11,6 +11,12 @@ turns recording off, so everyone sees it, and the meeting goes on.
 
 On start, rows a crash left in ``recording`` are finalised from what is on disk
 and marked ``interrupted`` (their duration kept).
+
+Retention: every hour (and when an administrator asks) a sweep deletes the
+recordings older than the period in force and not marked keep. The period is
+the one an administrator stored (``conference.settings_store``), else the
+configuration's ``recording_retention_days``; it is read at each sweep, so a
+change holds from the next one, and 0 keeps everything.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from typing import Any
 
 from sqlmodel import col, func, select
 
-from conference.actors import SYSTEM
+from conference.actors import SYSTEM, Actor
 from conference.audit import record_audit
 from conference.db import Database
 from conference.models import Invitation, Meeting, Recording, RecordingStatus, Unit
 from conference.recordings import expired_recordings
+from conference.settings_store import RETENTION_DAYS, RetentionPolicy, retention_policy
 from conference.timezone import utcnow
 from signaling import messages as m
 from signaling.bus import Bus, BusEvent
@@ -48,7 +55,7 @@ from .manifest import MANIFEST_NAME
 from .segments import finalize_recording
 from .storage import Storage, recording_key
 
-__all__ = ["RecorderSettings", "RecordingService"]
+__all__ = ["RecorderSettings", "RecordingService", "RetentionPreview", "RetentionSweep"]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +69,26 @@ class RecorderSettings:
     media_address: str = ""
     command: str = ""
     command_timeout: float = 600.0
-    retention_days: int = 0  # 0: keep forever
+    retention_days: int = 0  # the default until an administrator stores one; 0: forever
     log_level: str = "INFO"
 
 
 RETENTION_EVERY = 3600.0  # seconds between retention sweeps
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPreview:
+    days: int  # the period in force (0: nothing is ever deleted)
+    recordings: int  # what a sweep now would delete
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionSweep:
+    days: int
+    purged: list[int]  # recording ids deleted
+    size_bytes: int
+    failed: int  # expired, but their files could not be deleted (tried again next time)
 
 
 class _RecorderPeer:
@@ -131,8 +153,9 @@ class RecordingService:
         await self.recover()
         events = self.bus.subscribe()
         self._follow = asyncio.create_task(self._run(events), name="recordings")
-        if self.settings.retention_days > 0:
-            self._sweeper = asyncio.create_task(self._sweep(), name="recordings-retention")
+        # Always running: each sweep reads the period in force (an administrator may
+        # change it at any time), and does nothing while it is 0.
+        self._sweeper = asyncio.create_task(self._sweep(), name="recordings-retention")
 
     async def close(self) -> None:
         for task in (self._follow, self._sweeper):
@@ -493,19 +516,44 @@ class RecordingService:
 
     # --- retention ------------------------------------------------------------------------
 
+    async def retention(self) -> RetentionPolicy:
+        """The retention period in force: the one an administrator stored, else the
+        configuration's (``settings.retention_days``)."""
+        async with self.db.read() as session:
+            return await retention_policy(session, self.settings.retention_days)
+
     async def _sweep(self) -> None:
         while True:
             try:
-                await self.purge_expired(utcnow())
+                await self.sweep(utcnow())
             except Exception:
                 log.exception("recordings: retention sweep failed")
             await asyncio.sleep(RETENTION_EVERY)
 
+    async def retention_preview(self, now: datetime) -> RetentionPreview:
+        """What a sweep at ``now`` would delete, without deleting anything."""
+        async with self.db.read() as session:
+            policy = await retention_policy(session, self.settings.retention_days)
+            rows = await expired_recordings(session, now, policy.days)
+        return RetentionPreview(
+            days=policy.days,
+            recordings=len(rows),
+            size_bytes=sum(r.size_bytes for r in rows),
+        )
+
     async def purge_expired(self, now: datetime) -> list[int]:
         """Delete recordings past the retention period (not marked keep): files and row."""
+        return (await self.sweep(now)).purged
+
+    async def sweep(self, now: datetime, actor: Actor = SYSTEM) -> RetentionSweep:
+        """Delete recordings past the retention period in force (not marked keep, not
+        recording): files and row, an audit entry each. A sweep that deleted something,
+        or that ``actor`` asked for, also leaves a ``retention.sweep`` entry."""
         async with self.db.write() as session:
-            rows = await expired_recordings(session, now, self.settings.retention_days)
+            policy = await retention_policy(session, self.settings.retention_days)
+            rows = await expired_recordings(session, now, policy.days)
             purged: list[int] = []
+            size = 0
             for row in rows:
                 assert row.id is not None
                 try:
@@ -514,6 +562,7 @@ class RecordingService:
                     log.error("recording %s: could not delete %s: %s", row.id, row.path, e)
                     continue
                 purged.append(row.id)
+                size += row.size_bytes
                 record_audit(
                     session,
                     SYSTEM,
@@ -522,12 +571,26 @@ class RecordingService:
                     row.id,
                     meeting_id=row.meeting_id,
                     started_at=row.started_at.isoformat(),
-                    retention_days=self.settings.retention_days,
+                    retention_days=policy.days,
                 )
                 await session.delete(row)
+            if purged or actor is not SYSTEM:
+                record_audit(
+                    session,
+                    actor,
+                    "retention.sweep",
+                    "setting",
+                    RETENTION_DAYS,
+                    days=policy.days,
+                    recordings=len(purged),
+                    size_bytes=size,
+                    failed=len(rows) - len(purged),
+                )
         if purged:
             log.info("retention: deleted recordings %s", purged)
-        return purged
+        return RetentionSweep(
+            days=policy.days, purged=purged, size_bytes=size, failed=len(rows) - len(purged)
+        )
 
     # --- after a crash -------------------------------------------------------------------
 

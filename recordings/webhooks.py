@@ -70,6 +70,7 @@ __all__ = [
     "check_url",
     "create_subscription",
     "delete_subscription",
+    "delivery_counts",
     "encode_body",
     "get_subscription",
     "list_deliveries",
@@ -84,8 +85,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # What a subscription may ask for. Room events come from the signaling bus; the
-# recorder service publishes the recording ones on the same bus.
+# meetings API publishes the meeting ones (after the change is committed) and the
+# recorder service the recording ones on the same bus.
 EVENT_NAMES = (
+    "meeting.rescheduled",
+    "meeting.cancelled",
     "room.started",
     "room.ended",
     "participant.joined",
@@ -400,6 +404,23 @@ async def list_deliveries(
     return DeliveryPage(
         items=[_delivery_public(r) for r in rows], total=int(total), limit=limit, offset=offset
     )
+
+
+async def delivery_counts(
+    session: AsyncSession, webhook_id: int | None = None
+) -> dict[int, dict[DeliveryStatus, int]]:
+    """Deliveries per subscription and status (read-only), for the admin pages:
+    ``{subscription id: {status: count}}``, every status present (0 when none)."""
+    query = select(WebhookDelivery.subscription_id, WebhookDelivery.status, func.count()).group_by(
+        col(WebhookDelivery.subscription_id), col(WebhookDelivery.status)
+    )
+    if webhook_id is not None:
+        query = query.where(col(WebhookDelivery.subscription_id) == webhook_id)
+    out: dict[int, dict[DeliveryStatus, int]] = {}
+    for sub_id, status, count in (await session.exec(query)).all():
+        counts = out.setdefault(sub_id, dict.fromkeys(DeliveryStatus, 0))
+        counts[DeliveryStatus(status)] = int(count)
+    return out
 
 
 async def redeliver(

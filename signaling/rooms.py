@@ -33,7 +33,15 @@ from .media import MediaEngine, MediaEvent, RoomPolicy
 from .participant import ParticipantState, Role
 from .room import Effects, MeetingInfo, Room, RoomState
 
-__all__ = ["Arrival", "Peer", "RoomManager", "RoomRunner", "RoomSettings"]
+__all__ = [
+    "Arrival",
+    "ParticipantOverview",
+    "Peer",
+    "RoomManager",
+    "RoomOverview",
+    "RoomRunner",
+    "RoomSettings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,33 @@ class Arrival:
     display_name: str
     client_info: dict[str, Any]
     bandwidth: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantOverview:
+    """One site in a room, as the administrators' status page shows it."""
+
+    unit_code: str
+    unit_name: str
+    role: str  # chair, participant, observer
+    state: str  # lobby, active, disconnected (waiting to resume)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomOverview:
+    """A snapshot of one open room (read-only; the recorder is not a participant)."""
+
+    meeting_id: int
+    title: str
+    state: str  # open (before the start), live
+    starts_at: datetime
+    ends_at: datetime
+    opened_at: datetime | None  # when this process opened the room
+    live_since: datetime | None  # when it went live here
+    recording: bool
+    connected: int
+    lobby: int
+    participants: tuple[ParticipantOverview, ...]
 
 
 # --- actions a room's owner applies ---------------------------------------------
@@ -155,6 +190,8 @@ class RoomRunner:
         )
         self._media_task: asyncio.Task[None] | None = None
         self._sent_policy: RoomPolicy | None = None
+        self.opened_at: datetime | None = None
+        self.live_since: datetime | None = None
 
     @property
     def meeting_id(self) -> int:
@@ -166,6 +203,7 @@ class RoomRunner:
 
     def start(self, now: datetime) -> None:
         loop = asyncio.get_running_loop()
+        self.opened_at = now
         self._task = asyncio.create_task(self._run(), name=f"room-{self.meeting_id}")
         self._task.add_done_callback(self._finished)
         info = self.room.info
@@ -216,6 +254,29 @@ class RoomRunner:
     def has_resume_token(self, token: str) -> bool:
         return self.room.holder_of(token) is not None
 
+    def overview(self) -> RoomOverview:
+        """The room as it is now (read-only): state, recording, who is in it."""
+        room = self.room
+        shown = (ParticipantState.ACTIVE, ParticipantState.LOBBY, ParticipantState.DISCONNECTED)
+        people = tuple(
+            ParticipantOverview(p.unit_code, p.unit_name, p.role.value, p.state.value)
+            for p in room.participants.values()
+            if not p.hidden and p.state in shown
+        )
+        return RoomOverview(
+            meeting_id=self.meeting_id,
+            title=room.info.title,
+            state=room.state.value,
+            starts_at=room.info.starts_at,
+            ends_at=room.info.ends_at,
+            opened_at=self.opened_at,
+            live_since=self.live_since,
+            recording=room.recording,
+            connected=sum(p.state == ParticipantState.ACTIVE for p in people),
+            lobby=sum(p.state == ParticipantState.LOBBY for p in people),
+            participants=people,
+        )
+
     # --- the owner ---------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -238,6 +299,8 @@ class RoomRunner:
                         )
                 raise RuntimeError("room owner stopped: the database refused a write") from e
             self._dispatch(pending)
+            if self.live_since is None and self.room.state is RoomState.LIVE:
+                self.live_since = now
             if self.ended:
                 await self._shutdown()
                 return
@@ -657,6 +720,14 @@ class RoomManager:
             return False
         runner.call(lambda now: runner.room.end(now, reason), "end")
         return True
+
+    def overview(self) -> list[RoomOverview]:
+        """Every open room of this process, by meeting id (read-only)."""
+        return [
+            self.runners[mid].overview()
+            for mid in sorted(self.runners)
+            if not self.runners[mid].ended
+        ]
 
     def find_resume(self, resume_token: str) -> RoomRunner | None:
         return next((r for r in self.runners.values() if r.has_resume_token(resume_token)), None)

@@ -9,6 +9,7 @@ from conference.models import Role, UnitCreate, UnitKind, UnitPublic, UnitUpdate
 
 from .api import SIGNED_IN, Api, Call, QueryParam, json_ok, read_text, roles
 from .appkeys import DATABASE
+from .errors import error_response
 from .params import enum_list_param, str_param
 from .schemas import ImportOut, UnitListOut, UnitTreeOut
 
@@ -117,12 +118,18 @@ def add_unit_routes(api: Api) -> None:
         roles=_ADMIN,
         response=ImportOut,
         content_type="text/csv",
-        errors=(422,),
+        errors=(400, 413, 415, 422),
     )
     async def import_csv(request: web.Request, call: Call) -> web.StreamResponse:
+        """A refused file answers 422 with every bad row in ``error.details``
+        (``{line, code, message, field}``), so the page can list them all."""
         text = await read_text(request, "text/csv")
-        async with request.app[DATABASE].write() as session:
-            result = await unit_service.import_units_csv(session, call.who, text)
+        try:
+            async with request.app[DATABASE].write() as session:
+                result = await unit_service.import_units_csv(session, call.who, text)
+        except unit_service.CsvRejected as e:
+            details = [row.as_dict() for row in e.errors]
+            return error_response(422, e.code, e.message, e.field, details=details)
         return json_ok(
             ImportOut(created=result.created, updated=result.updated, unchanged=result.unchanged)
         )

@@ -30,6 +30,8 @@ from .api_attendance import add_attendance_routes
 from .api_auth import add_auth_routes
 from .api_meetings import add_meeting_routes
 from .api_recordings import add_recording_routes
+from .api_retention import add_retention_routes
+from .api_status import add_status_routes
 from .api_units import add_unit_routes
 from .api_webhooks import add_webhook_routes
 from .appkeys import (
@@ -158,6 +160,8 @@ def create_app(config: Config) -> web.Application:
     add_attendance_routes(api)
     add_recording_routes(api)
     add_webhook_routes(api)
+    add_retention_routes(api)
+    add_status_routes(api)
     api.install(app)
     add_page_routes(app)
     return app

@@ -331,6 +331,7 @@ class SfuEngine:
                     "pid": w.pid,
                     "up": w.writer is not None,
                     "rooms": len(w.meetings),
+                    "meetings": sorted(w.meetings),
                     "restarts": w.restarts,
                     "load": w.load,
                 }

@@ -1004,3 +1004,62 @@ async def test_body_of_exactly_the_limit_is_read(api: Any) -> None:
     )
     assert error_of(body)["code"] == "body_too_large"
     assert await snapshot(api) == before
+
+
+# --- formula-like names, every bad row of a file -------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["=1+1", "+84 Xã", "-Xã", "@SUM(A1)", '=HYPERLINK("http://x")'])
+async def test_unit_name_like_a_spreadsheet_formula_is_refused(api: Any, name: str) -> None:
+    # Unit names end up in the attendance CSV/XLSX clerks open in Excel.
+    before = await snapshot(api)
+    body = await api.call(
+        "POST", "/api/units", as_user="admin", json=new_unit(name=name), expect=422
+    )
+    assert error_of(body)["code"] == "formula_like_name"
+    assert error_of(body)["field"] == "name"
+    body = await api.call(
+        "PATCH", "/api/units/QB-BOTRACH", as_user="admin", json={"name": name}, expect=422
+    )
+    assert error_of(body)["code"] == "formula_like_name"
+    assert await snapshot(api) == before
+
+
+async def test_a_formula_sign_inside_a_name_is_fine(api: Any) -> None:
+    created = await api.call(
+        "POST", "/api/units", as_user="admin", json=new_unit(name="Xã A + B = C"), expect=201
+    )
+    assert created["name"] == "Xã A + B = C"
+
+
+async def test_import_names_every_bad_row_by_its_physical_line(api: Any) -> None:
+    # A quoted name over two lines is one record: the lines after it count it twice.
+    text = (
+        "code,name,kind,parent\n"
+        'QB-A,"Xã\nhai dòng",commune,QB\n'  # lines 2-3: a newline in a name
+        + GOOD_ROW  # line 4
+        + "QB-B,Xã B,thôn,QB\n"  # line 5
+        + "QB-C,=cmd,commune,QB\n"  # line 6
+        + GOOD_ROW  # line 7: twice
+    )
+    before = await snapshot(api)
+    body = await post_csv(api, text, expect=422)
+    error = error_of(body)
+    assert error["code"] == "invalid_csv"
+    assert [(d["line"], d["code"], d.get("field")) for d in error["details"]] == [
+        (3, "invalid_field", "name"),
+        (5, "unknown_kind", "kind"),
+        (6, "formula_like_name", "name"),
+        (7, "duplicate_code", "code"),
+    ]
+    assert "line 4" in error["details"][3]["message"]
+    assert await snapshot(api) == before
+
+
+async def test_import_reports_at_most_a_hundred_bad_rows(api: Any) -> None:
+    text = "code,name,kind,parent\n" + "".join(f"QB-X{n},Xã {n},village,QB\n" for n in range(250))
+    body = await post_csv(api, text, expect=422)
+    details = error_of(body)["details"]
+    assert len(details) == 100
+    assert [d["line"] for d in details] == list(range(2, 102))
+    assert "(and 99 more)" in error_of(body)["message"]
