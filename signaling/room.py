@@ -207,6 +207,14 @@ class Room:
         }
         if for_participant.is_chair:
             snap["lobby"] = self.lobby_entries()
+        if self.roll_call is not None:
+            # The roll call under way or the last one, as its `roll_call` message says
+            # it to this participant: whoever arrives or returns during it can answer.
+            call = self._roll_call_message(
+                for_chair=for_participant.is_chair, own=for_participant.id
+            )
+            del call["type"]
+            snap["roll_call"] = call
         return snap
 
     def get(self, pid: str) -> Participant:

@@ -25,7 +25,12 @@ from conference import meetings as meeting_service
 from conference import recordings as recording_service
 from conference import units as unit_service
 from conference.actors import Actor
-from conference.attendance_report import AttendanceReport, UnitAttendance, attendance_report
+from conference.attendance_report import (
+    AttendanceReport,
+    RollCallAnswer,
+    UnitAttendance,
+    attendance_report,
+)
 from conference.errors import NotFound, PermissionDenied
 from conference.models import (
     CompositeStatus,
@@ -56,6 +61,12 @@ ROLE_TEXT = {
     InvitationRole.CHAIR: N_("chair"),
     InvitationRole.PARTICIPANT: N_("participating site"),
     InvitationRole.OBSERVER: N_("observer"),
+}
+
+_ANSWER_TEXT = {
+    "present": N_("Present"),
+    "absent": N_("Absent"),
+    "no-answer": N_("No answer"),
 }
 
 # Đ/đ carry a stroke, not a combining mark: NFKD leaves them alone.
@@ -226,6 +237,57 @@ def _roll_call_text(language: Language, u: UnitAttendance) -> list[str]:
     return out
 
 
+def _headcount(answer: RollCallAnswer | None) -> int | str:
+    return "" if answer is None or answer.headcount is None else answer.headcount
+
+
+def _roll_call_sections(language: Language, report: AttendanceReport) -> list[dict[str, Any]]:
+    """Each roll call unit by unit: its answer, headcount and delegates, and the units
+    expected to answer that did not.
+
+    Expected: the units invited to take part (not the chair, not observers, not
+    revoked), as in the room, where the chair's panel expects the participating
+    sites; a unit that answered anyway is listed too. Units in the report's order.
+    """
+    sections: list[dict[str, Any]] = []
+    for call in report.roll_calls:
+        answers = dict(call.answers)
+        rows: list[dict[str, Any]] = []
+        for u in report.units:
+            answer = answers.get(u.unit_id)
+            expected = u.invited and u.role is InvitationRole.PARTICIPANT
+            if answer is None and not expected:
+                continue
+            status = "no-answer" if answer is None else "present" if answer.present else "absent"
+            rows.append(
+                {
+                    "number": len(rows) + 1,
+                    "code": u.code,
+                    "name": u.name,
+                    "status": status,
+                    "answer_text": language.gettext(_ANSWER_TEXT[status]),
+                    "headcount": _headcount(answer),
+                    "delegates": list(answer.delegates) if answer is not None else [],
+                }
+            )
+        count = {s: sum(r["status"] == s for r in rows) for s in _ANSWER_TEXT}
+        sections.append(
+            {
+                "number": call.number,
+                "title": call.title,
+                "at": _hhmm(call.first_answer_at),
+                "rows": rows,
+                "expected": len(rows),
+                "answered": count["present"] + count["absent"],
+                "present": count["present"],
+                "absent": count["absent"],
+                "no_answer": count["no-answer"],
+                "people": sum(a.headcount or 0 for _, a in call.answers if a.present),
+            }
+        )
+    return sections
+
+
 def _unit_rows(language: Language, report: AttendanceReport) -> list[dict[str, Any]]:
     return [
         {
@@ -309,6 +371,7 @@ async def _record(request: web.Request, template: str) -> web.StreamResponse:
         actual_end=_hhmm(summary.actual_end),
         grace=round(summary.late_grace.total_seconds() / 60),
         units=_unit_rows(language, report),
+        roll_calls=_roll_call_sections(language, report),
         recordings=_recording_rows(language, recordings.items),
         csv_url=base + ".csv",
         xlsx_url=base + ".xlsx",

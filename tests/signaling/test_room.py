@@ -668,6 +668,38 @@ def test_giving_the_floor_drops_the_hand_and_tells_everyone():
     h.refused("unknown_participant", chair, "floor", participant="nobody")
 
 
+def test_the_floor_lowers_only_the_speakers_hand_and_says_so_in_the_roster():
+    """The speaker queue's "Next speaker": the first hand gets the floor and leaves the
+    queue; its roster entry shows the hand down; the others keep their places. The
+    floor to a site whose hand is down leaves the queue as it is (no `hands`)."""
+    h = Harness()
+    chair = h.chair()
+    snv, _ = h.join(SNV)
+    stttt, _ = h.join(STTTT)
+    tantrach, _ = h.join(TANTRACH)
+    for p in (snv, stttt, tantrach):
+        h.send(p, "hand", raised=True)
+    first = h.room.hands[0][0]
+    fx = h.send(chair, "floor", participant=first)
+    assert first == snv.id
+    for pid in (chair.id, snv.id, stttt.id, tantrach.id):
+        assert [q["participant"] for q in one(fx, pid, "hands")["queue"]] == [
+            stttt.id,
+            tantrach.id,
+        ]
+        updated = one(fx, pid, "participant_updated")["participant"]
+        assert (updated["id"], updated["hand_raised"]) == (snv.id, False)
+    # Taking the floor back gives no hand back.
+    fx = h.send(chair, "floor", participant=None)
+    assert "hands" not in types_to(fx, chair.id)
+    assert [pid for pid, _ in h.room.hands] == [stttt.id, tantrach.id]
+    # The floor to a site with its hand down: the queue is untouched, nobody told of it.
+    fx = h.send(chair, "floor", participant=snv.id)
+    assert "hands" not in types_to(fx, chair.id)
+    assert [pid for pid, _ in h.room.hands] == [stttt.id, tantrach.id]
+    h.room.check_invariants()
+
+
 def test_the_floor_is_released_when_its_holder_leaves():
     h = Harness()
     chair = h.chair()
@@ -843,6 +875,29 @@ def test_roll_call_answers_go_to_the_chair_and_each_sees_its_own():
     assert [a["present"] for a in one(fx, stttt.id, "roll_call")["answers"]] == [False]
     h.refused("roll_call_closed", snv, "roll_call_answer", present=True)
     h.refused("roll_call_closed", chair, "roll_call_close")
+
+
+def test_the_snapshot_carries_the_roll_call_for_whoever_arrives_during_it():
+    h = Harness()
+    chair = h.chair()
+    snv, _ = h.join(SNV)
+    assert "roll_call" not in h.room.snapshot(snv)
+    h.send(chair, "roll_call_start", title="Điểm danh đầu giờ")
+    h.send(snv, "roll_call_answer", present=True, headcount=2, delegates=["Trần Thị Ngọc Ánh"])
+    # A site that arrives now sees the open roll call, without the others' answers.
+    late, fx = h.join(STTTT)
+    welcome = one(fx, late.id, "welcome")
+    assert welcome["room"]["roll_call"] == {
+        "state": "open",
+        "title": "Điểm danh đầu giờ",
+        "answers": [],
+    }
+    # A site that answered sees its own answer; the chair (a reload) sees them all.
+    own = h.room.snapshot(snv)["roll_call"]["answers"]
+    assert [(a["participant"], a["delegates"]) for a in own] == [(snv.id, ["Trần Thị Ngọc Ánh"])]
+    assert [a["participant"] for a in h.room.snapshot(chair)["roll_call"]["answers"]] == [snv.id]
+    h.send(chair, "roll_call_close")
+    assert h.room.snapshot(late)["roll_call"]["state"] == "closed"
 
 
 def test_the_recorder_does_not_answer_a_roll_call():

@@ -13,6 +13,7 @@ invitations and the attendance events the room writes, read back through
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -398,6 +399,93 @@ async def test_the_record_shows_attendance_per_unit(api: Any, archive: Archive) 
     assert "Invited: 3 · present: 2 · absent: 1 · late: 1" in html
     assert unit_row(html, "QB-SNV")["minutes"] == "28.0"
     assert unit_row(html, "QB-STTTT")["absent"] == "Yes"
+
+
+def roll_call_rows(html: str, number: int) -> dict[str, dict[str, str]]:
+    """The rows of roll call ``number``'s table, by unit code, cell texts by field."""
+    m = re.search(rf'<table class="roll-call" data-call="{number}">(.*?)</table>', html, re.DOTALL)
+    assert m, f"no table of roll call {number}"
+    out = {}
+    for code, cells in re.findall(
+        r'<tr data-rc-unit="([^"]+)"[^>]*>(.*?)</tr>', m.group(1), re.DOTALL
+    ):
+        fields = dict(re.findall(r'<td[^>]*data-field="([^"]+)">(.*?)</td>', cells, re.DOTALL))
+        fields["delegates"] = "; ".join(re.findall(r"<li>(.*?)</li>", fields["delegates"]))
+        out[code] = fields
+    return out
+
+
+async def test_the_roll_calls_with_headcounts_delegates_and_units_that_did_not_answer(
+    api: Any,
+) -> None:
+    """Two roll calls: the first answered present (3 people, two names, one typed in
+    decomposed Unicode and kept so), absent, and not at all; the chair unit is not
+    expected to answer. Both the record and the print view show them."""
+    day = datetime.now(LOCAL_ZONE).date() - timedelta(days=1)
+    mid = await past_meeting(
+        api, NOVEMBER, day, chair="QB", invited=["QB-SNV", "QB-STTTT", "QB-BOTRACH"]
+    )
+    ids = {c: await unit_id(api.database, c) for c in ("QB", "QB-SNV", "QB-STTTT")}
+    decomposed = unicodedata.normalize("NFD", "Đặng Thị Ửng")
+    names = ["Nguyễn Văn Ánh", decomposed]
+    log = [
+        ("p-qb", "QB", AttendanceKind.JOIN, 0, {}),
+        ("p-snv", "QB-SNV", AttendanceKind.JOIN, 1, {}),
+        ("p-stttt", "QB-STTTT", AttendanceKind.JOIN, 2, {}),
+        ("p-snv", "QB-SNV", AttendanceKind.ROLL_CALL, 5,
+         {"title": ROLL_CALL, "present": True, "headcount": 3, "delegates": names}),
+        ("p-stttt", "QB-STTTT", AttendanceKind.ROLL_CALL, 6,
+         {"title": ROLL_CALL, "present": False, "headcount": None, "delegates": []}),
+        ("p-snv", "QB-SNV", AttendanceKind.ROLL_CALL, 40,
+         {"title": "Cuối giờ", "present": True, "headcount": 2, "delegates": []}),
+        ("p-qb", "QB", AttendanceKind.LEAVE, 50, {}),
+    ]  # fmt: skip
+    async with api.database.write() as session:
+        for pid, code, kind, minute, info in log:
+            session.add(
+                AttendanceEvent(
+                    meeting_id=mid,
+                    unit_id=ids[code],
+                    participant_session=pid,
+                    kind=kind,
+                    at=local(day, 8, minute),
+                    client_info=info,
+                )
+            )
+            await session.flush()
+    headers = await cookie_for(api, "vanthu")
+    for path in (f"/archive/meetings/{mid}", f"/archive/meetings/{mid}/print"):
+        status, html, _ = await get(api, f"{path}?lang=en", headers)
+        assert status == 200, path
+        first = roll_call_rows(html, 1)
+        assert list(first) == ["QB-BOTRACH", "QB-SNV", "QB-STTTT"]  # the tree order, no chair
+        assert first["QB-SNV"] == {
+            "answer": "Present",
+            "headcount": "3",
+            "delegates": f"Nguyễn Văn Ánh; {decomposed}",  # byte for byte, not recomposed
+        }
+        assert first["QB-STTTT"] == {"answer": "Absent", "headcount": "", "delegates": ""}
+        assert first["QB-BOTRACH"] == {"answer": "No answer", "headcount": "", "delegates": ""}
+        assert "Roll call 1: " + ROLL_CALL in html
+        assert "Answered: 2 of 3 · present: 1 · absent: 1 · no answer: 1 · people in all: 3" in html
+        second = roll_call_rows(html, 2)
+        assert second["QB-SNV"]["headcount"] == "2"
+        assert {r["answer"] for c, r in second.items() if c != "QB-SNV"} == {"No answer"}
+        assert "Answered: 1 of 3 · present: 1 · absent: 0 · no answer: 2 · people in all: 2" in html
+    # In Vietnamese the names are the same bytes.
+    _, html, _ = await get(api, f"/archive/meetings/{mid}?lang=vi", headers)
+    assert roll_call_rows(html, 1)["QB-SNV"]["delegates"] == f"Nguyễn Văn Ánh; {decomposed}"
+    assert roll_call_rows(html, 1)["QB-SNV"]["answer"] == "Có mặt"
+
+
+async def test_no_roll_call_no_roll_call_section(api: Any, archive: Archive) -> None:
+    headers = await cookie_for(api, "vanthu")
+    _, html, _ = await get(api, f"/archive/meetings/{archive.october}", headers)
+    assert 'class="roll-call"' not in html
+    _, html, _ = await get(api, f"/archive/meetings/{archive.november}", headers)
+    assert roll_call_rows(html, 1)["QB-SNV"]["delegates"] == "Nguyễn Văn Ánh"
+    # "No answer" until the Vietnamese catalog has it.
+    assert roll_call_rows(html, 1)["QB-STTTT"]["answer"] in {"Không trả lời", "No answer"}
 
 
 async def test_the_downloads_are_the_api_routes(api: Any, archive: Archive) -> None:

@@ -60,6 +60,10 @@ export class Conference extends EventTarget {
     this.lobbyPosition = null;
     this.chat = [];
     this.rollCall = null;
+    this.rollCallNumber = 0; // counts the roll calls opened while this page was in the room
+    this.pastRollCalls = []; // closed roll calls before the current one, newest first
+    this.unitNames = new Map(); // unit code -> name, kept after a site leaves (roll-call rows)
+    this.clockOffset = 0; // this computer's clock minus the server's, in ms (estimated)
     this.notice = null;
     this.signaling = null;
     this.media = null;
@@ -79,6 +83,64 @@ export class Conference extends EventTarget {
   get mutedByChair() {
     const me = this.self;
     return Boolean(me && me.muted_by_chair && this.floor !== this.participantId);
+  }
+
+  /** Where this site is in the speaker queue: 1-based, 0 when its hand is down. */
+  get handPosition() {
+    return this.hands.findIndex((h) => h.participant === this.participantId) + 1;
+  }
+
+  /** Milliseconds a queue entry has waited, by the server's clock. */
+  waitedMs(entry, now = Date.now()) {
+    const at = Date.parse(entry.at);
+    return Number.isNaN(at) ? 0 : Math.max(0, now - this.clockOffset - at);
+  }
+
+  /**
+   * The roll call site by site, for the chair: every unit expected to answer and
+   * every unit that answered, with its latest answer (a unit with two screens counts
+   * once). Expected: the units in the room that take part, neither the chair's
+   * endpoints nor observers (the sites that get the answer dialog); while the call is
+   * open the roster decides, once closed the roster of the moment it closed.
+   * @returns {{rows: Array<{unit, name, status, answer}>, expected, answered, present, absent, pending, people}}
+   */
+  rollCallSites(call = this.rollCall) {
+    if (!call) return null;
+    const latest = new Map();
+    for (const a of call.answers) {
+      const before = latest.get(a.unit);
+      if (!before || String(a.at || "") >= String(before.at || "")) latest.set(a.unit, a);
+    }
+    const units = new Set(call.expected || this._expectedUnits());
+    for (const unit of latest.keys()) units.add(unit);
+    const rows = [...units].map((unit) => {
+      const answer = latest.get(unit) || null;
+      const status = answer ? (answer.present ? "present" : "absent") : "pending";
+      return { unit, name: this.unitNames.get(unit) || unit, status, answer };
+    });
+    // Unit names are Vietnamese whatever the page's language: sort them as Vietnamese.
+    rows.sort((a, b) => a.name.localeCompare(b.name, "vi"));
+    const count = (status) => rows.filter((r) => r.status === status).length;
+    const present = count("present");
+    return {
+      rows,
+      expected: rows.length,
+      answered: rows.length - count("pending"),
+      present,
+      absent: count("absent"),
+      pending: count("pending"),
+      people: rows.reduce((sum, r) => sum + (r.status === "present" ? r.answer.headcount || 0 : 0), 0),
+    };
+  }
+
+  _expectedUnits() {
+    const units = new Set();
+    for (const p of this.roster.values()) if (p.role === "participant") units.add(p.unit);
+    return units;
+  }
+
+  _learnNames(entries) {
+    for (const p of entries) if (p && p.unit) this.unitNames.set(p.unit, p.unit_name);
   }
 
   _changed(what) {
@@ -163,6 +225,20 @@ export class Conference extends EventTarget {
     this.streamReady.then(() => this.media.publish("camera"));
   }
 
+  _applyRollCall(msg) {
+    const previous = this.rollCall;
+    if (msg.state === "open" && (!previous || previous.state !== "open")) {
+      this.rollCallNumber += 1;
+      // The earlier, closed roll calls stay readable (newest first).
+      if (previous) this.pastRollCalls.unshift(previous);
+    }
+    this.rollCall = { state: msg.state, title: msg.title, answers: msg.answers || [], number: this.rollCallNumber };
+    if (msg.state === "closed") {
+      // Who was expected is frozen when the call closes: later arrivals did not miss it.
+      this.rollCall.expected = previous?.expected || [...this._expectedUnits()];
+    }
+  }
+
   _applySnapshot(room) {
     this.meeting = room.meeting;
     this.roomState = room.state;
@@ -172,7 +248,11 @@ export class Conference extends EventTarget {
     this.hands = room.hands || [];
     if ("presenter" in room) this.presenter = room.presenter;
     this.roster = new Map((room.roster || []).map((p) => [p.id, p]));
+    this._learnNames(this.roster.values());
     if (room.lobby) this.lobby = room.lobby;
+    // The roll call under way (or the last one): a site that arrives or comes back
+    // during it gets its dialog, a chair who reloads its panel.
+    if (room.roll_call) this._applyRollCall(room.roll_call);
     this._changed("all");
   }
 
@@ -212,6 +292,7 @@ export class Conference extends EventTarget {
       case "participant_joined":
       case "participant_updated":
         this.roster.set(msg.participant.id, msg.participant);
+        this._learnNames([msg.participant]);
         if (msg.participant.id === this.participantId) this._enforceChairMute();
         this._changed("roster");
         break;
@@ -247,9 +328,18 @@ export class Conference extends EventTarget {
         if (this.chat.length > 500) this.chat.shift();
         this._changed("chat");
         break;
-      case "hands":
+      case "hands": {
+        const before = new Set(this.hands.map((h) => h.participant));
         this.hands = msg.queue || [];
+        // A hand raised just now is stamped with the server's clock at about this moment:
+        // the difference is this computer's clock error (room PCs are often minutes off).
+        const newest = this.hands[this.hands.length - 1];
+        if (newest && !before.has(newest.participant) && !Number.isNaN(Date.parse(newest.at))) {
+          this.clockOffset = Date.now() - Date.parse(newest.at);
+        }
         this._changed("hands");
+        break;
+      }
         break;
       case "floor":
         this.floor = msg.participant ?? null;
@@ -265,8 +355,9 @@ export class Conference extends EventTarget {
         this._changed("room");
         break;
       case "roll_call":
-        this.rollCall = { state: msg.state, title: msg.title, answers: msg.answers || [] };
+        this._applyRollCall(msg);
         this._changed("rollcall");
+        break;
         break;
       case "error":
         this._onError(msg);
@@ -329,10 +420,16 @@ export class Conference extends EventTarget {
     return this._do({ type: "chat", text, to });
   }
 
-  answerRollCall(present, headcount) {
+  /**
+   * Answer the open roll call. `delegates`: the names of the people attending, as
+   * typed (never normalised: Vietnamese names go to the record unchanged).
+   * Rejects with the server's RequestError when refused.
+   */
+  answerRollCall(present, headcount, delegates = []) {
     const msg = { type: "roll_call_answer", present };
     if (Number.isInteger(headcount)) msg.headcount = headcount;
-    return this._do(msg);
+    if (delegates.length) msg.delegates = delegates;
+    return this.signaling.request(msg);
   }
 
   async startScreenShare() {
@@ -389,6 +486,11 @@ export class Conference extends EventTarget {
   }
   giveFloor(participant) {
     return this._do({ type: "floor", participant }).catch(() => {});
+  }
+  /** The floor to the first in the speaker queue (the server then lowers that hand). */
+  nextSpeaker() {
+    const first = this.hands[0];
+    return first ? this.giveFloor(first.participant) : Promise.resolve();
   }
   setPresenter(participant) {
     return this._do({ type: "presenter", participant }).catch(() => {});

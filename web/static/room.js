@@ -2,7 +2,7 @@
 // It renders from a Conference (conference.js) and calls its actions; user
 // text (unit names, chat) only ever goes into textContent.
 
-import { FINAL_STATES } from "./conference.js";
+import { errorText, FINAL_STATES } from "./conference.js";
 import { locale, t } from "./i18n.js";
 import { classify, QUALITY_TEXT } from "./quality.js";
 
@@ -46,6 +46,42 @@ function selfName(p) {
   return t("{name} (this site)", { name: p.unit_name });
 }
 
+/** A wait as m:ss (or h:mm:ss). */
+function waitText(ms) {
+  const total = Math.floor(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+const ORDINAL_SUFFIX = { one: "st", two: "nd", few: "rd", other: "th" };
+
+/** "2nd" in English; a plain number in Vietnamese ("thứ 2" is in the sentence). */
+function ordinal(n) {
+  if (!locale.startsWith("en")) return String(n);
+  return `${n}${ORDINAL_SUFFIX[new Intl.PluralRules("en", { type: "ordinal" }).select(n)] || "th"}`;
+}
+
+// The server's limits on an answer (signaling/messages.py RollCallAnswer).
+const MAX_DELEGATES = 50;
+const MAX_NAME = 100;
+const MAX_HEADCOUNT = 1000;
+
+/** The delegate names typed one per line: trimmed, empty lines dropped, otherwise unchanged. */
+export function delegateNames(text) {
+  return String(text)
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter(Boolean);
+}
+
+const ANSWER_TEXT = {
+  present: t("Present"),
+  absent: t("Absent"),
+  pending: t("Not answered yet"),
+};
+
 function timeText(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
@@ -66,6 +102,10 @@ export class Room {
     this.quality = new Map();
     this.statsTimer = null;
     this.noticeTimer = null;
+    this.queueItems = new Map(); // participant id -> <li> of the speaker queue
+    this.rollCallDismissed = 0; // the roll call (number) this site put off answering
+    this.rollCallAnswered = 0; // the roll call (number) this site has just answered
+    this.waitTimer = setInterval(() => this.renderWaits(), 1000);
     this._bindControls();
     conference.addEventListener("change", (e) => this.render(e.detail.what));
   }
@@ -92,7 +132,7 @@ export class Room {
     }
     if (what === "all" || what === "lobby") this.renderLobby();
     if (what === "all" || what === "chat") this.renderChat();
-    if (what === "all" || what === "rollcall") this.renderRollCall();
+    if (["all", "rollcall", "roster"].includes(what)) this.renderRollCall();
     if (what === "speaker") this.renderSpeaker();
     if (c.state === "active") this.renderBadges();
   }
@@ -339,17 +379,78 @@ export class Room {
     const floor = c.floor ? c.roster.get(c.floor) : null;
     $("floor-line").hidden = !floor;
     $("floor-line").textContent = floor ? t("Speaking: {name}", { name: floor.unit_name }) : "";
-    const hands = $("hands");
-    hands.replaceChildren();
-    for (const h of c.hands) {
-      const who = c.roster.get(h.participant);
-      const item = el("li", "", who ? who.unit_name : h.participant);
-      if (c.isChair) {
-        item.append(this._action(t("Give the floor"), () => c.giveFloor(h.participant), "floor"));
-      }
-      hands.append(item);
+    this.renderQueue();
+  }
+
+  /** The speaker queue: raised hands oldest first, how long each has waited, and for
+   * the chair the floor buttons. Items are kept (not rebuilt) so a focused button
+   * stays focused while the list changes around it. */
+  renderQueue() {
+    const c = this.c;
+    const list = $("hands");
+    const wanted = new Set(c.hands.map((h) => h.participant));
+    let focusLost = false;
+    for (const [pid, item] of this.queueItems) {
+      if (wanted.has(pid)) continue;
+      focusLost ||= item.contains(document.activeElement);
+      item.remove();
+      this.queueItems.delete(pid);
     }
-    $("hands-box").hidden = c.hands.length === 0;
+    c.hands.forEach((h, index) => {
+      let item = this.queueItems.get(h.participant);
+      if (!item) {
+        item = el("li", "queue-item");
+        item.dataset.participant = h.participant;
+        const line = el("div", "queue-line");
+        line.append(el("span", "queue-name"), el("span", "queue-wait"));
+        item.append(line);
+        if (c.isChair) {
+          const give = this._action(t("Give the floor"), () => c.giveFloor(h.participant), "floor");
+          item.append(give);
+        }
+        this.queueItems.set(h.participant, item);
+      }
+      const who = c.roster.get(h.participant);
+      const name = who ? who.unit_name : h.participant;
+      const self = h.participant === c.participantId;
+      item.querySelector(".queue-name").textContent = self ? t("{name} (this site)", { name }) : name;
+      item.classList.toggle("own", self);
+      item.dataset.at = h.at;
+      const give = item.querySelector("[data-action=floor]");
+      if (give) give.setAttribute("aria-label", t("Give the floor to {name}", { name }));
+      if (list.children[index] !== item) list.insertBefore(item, list.children[index] || null);
+    });
+    const count = c.hands.length;
+    const first = count ? c.roster.get(c.hands[0].participant) : null;
+    $("hands-summary").textContent = count
+      ? t("Waiting to speak: {count}. Next: {name}.", { count, name: first ? first.unit_name : "" })
+      : t("No hands raised.");
+    // The chair always sees the queue (and its buttons); a site only when hands are up.
+    $("hands-box").hidden = !c.isChair && count === 0;
+    $("queue-next").disabled = count === 0;
+    $("queue-take-back").hidden = !c.floor;
+    if (focusLost) (count && c.isChair ? $("queue-next") : $("hands-heading")).focus();
+    const position = c.handPosition;
+    $("badge-hand").textContent =
+      position === 1
+        ? t("You are first in line to speak.")
+        : position > 1
+          ? // TRANSLATORS: {position} is an ordinal: "2nd" in English, a plain number in Vietnamese.
+            t("You are {position} in line to speak.", { position: ordinal(position) })
+          : "";
+    $("tab-people").classList.toggle("attention", c.isChair && count > 0 && $("panel-people").hidden);
+    this.renderWaits();
+  }
+
+  /** Every second: how long each raised hand has waited (text only, nothing announced). */
+  renderWaits() {
+    const now = Date.now();
+    for (const h of this.c.hands) {
+      const item = this.queueItems.get(h.participant);
+      if (!item) continue;
+      const time = waitText(this.c.waitedMs(h, now));
+      item.querySelector(".queue-wait").textContent = t("waiting {time}", { time });
+    }
   }
 
   _action(label, onClick, name) {
@@ -460,11 +561,14 @@ export class Room {
     const call = c.rollCall;
     const dialog = $("rollcall-dialog");
     if (!c.isChair) {
-      const answered = call?.answers?.some((a) => a.participant === c.participantId);
-      if (call && call.state === "open" && !answered && c.role !== "observer") {
+      const answered =
+        call?.answers?.some((a) => a.participant === c.participantId) || this.rollCallAnswered === call?.number;
+      const asked = Boolean(call && call.state === "open" && !answered && c.role !== "observer");
+      $("btn-rollcall").hidden = !asked || dialog.open;
+      if (asked && this.rollCallDismissed !== call.number) {
         $("rollcall-dialog-title").textContent = call.title;
-        if (!dialog.open) dialog.showModal();
-      } else if (dialog.open) {
+        if (!dialog.open) this.openRollCallDialog();
+      } else if (!asked && dialog.open) {
         dialog.close();
       }
       return;
@@ -473,28 +577,154 @@ export class Room {
     $("rollcall-start-form").hidden = Boolean(open);
     $("rollcall-results").hidden = !call;
     $("rollcall-close").hidden = !open;
+    $("tab-rollcall").classList.toggle("attention", Boolean(open) && $("panel-rollcall").hidden);
     if (!call) return;
     $("rollcall-results-title").textContent = open
       ? t("{title} — in progress", { title: call.title })
       : t("{title} — closed", { title: call.title });
-    const body = $("rollcall-answers");
+    const sites = c.rollCallSites();
+    const summary = $("rollcall-summary");
+    const stat = (name, label, value) => {
+      const box = el("div", `stat stat-${name}`);
+      box.dataset.stat = name;
+      box.append(el("span", "stat-value", String(value)), el("span", "stat-label", label));
+      return box;
+    };
+    summary.replaceChildren(
+      stat("answered", t("sites answered"), `${sites.answered} / ${sites.expected}`),
+      stat("present", t("present"), sites.present),
+      stat("absent", t("absent"), sites.absent),
+      stat("pending", open ? t("not answered yet") : t("did not answer"), sites.pending),
+      stat("people", t("people in all"), sites.people),
+    );
+    Object.assign(summary.dataset, {
+      answered: sites.answered,
+      expected: sites.expected,
+      present: sites.present,
+      absent: sites.absent,
+      pending: sites.pending,
+      people: sites.people,
+    });
+    this._fillRollCallRows($("rollcall-answers"), sites, open);
+    this._renderPastRollCalls();
+  }
+
+  /** One row per site: name and delegates, the answer (or none yet), the headcount. */
+  _fillRollCallRows(body, sites, open) {
     body.replaceChildren();
-    let present = 0;
-    let people = 0;
-    for (const a of call.answers) {
-      const row = el("tr");
-      const who = [...c.roster.values()].find((p) => p.id === a.participant);
-      row.append(
-        el("td", "", who ? who.unit_name : a.unit),
-        el("td", "", a.present ? t("Present") : t("Absent")),
-        el("td", "", a.headcount != null ? String(a.headcount) : ""),
-      );
-      row.dataset.participant = a.participant;
-      if (a.present) present += 1;
-      people += a.headcount || 0;
+    for (const site of sites.rows) {
+      const row = el("tr", site.answer ? `answered answer-${site.status}` : `answer-${site.status}`);
+      row.dataset.unit = site.unit;
+      row.dataset.status = site.status;
+      if (site.answer) row.dataset.participant = site.answer.participant;
+      const unit = el("td", "rc-unit");
+      unit.append(el("span", "rc-name", site.name));
+      const delegates = site.answer?.delegates || [];
+      if (delegates.length) {
+        const list = el("ul", "rc-delegates");
+        list.setAttribute("aria-label", t("Delegates"));
+        for (const name of delegates) list.append(el("li", "", name));
+        unit.append(list);
+      }
+      const state = site.status === "pending" && !open ? t("Did not answer") : ANSWER_TEXT[site.status];
+      const answer = el("td", "rc-answer");
+      answer.append(el("span", `tag rc-${site.status}`, state));
+      const people = el("td", "rc-people num", site.answer?.headcount != null ? String(site.answer.headcount) : "");
+      row.append(unit, answer, people);
       body.append(row);
     }
-    $("rollcall-summary").textContent = t("Sites present: {present}; people in all: {people}.", { present, people });
+  }
+
+  /** Earlier roll calls of this session, folded, each with its table. */
+  _renderPastRollCalls() {
+    const c = this.c;
+    const box = $("rollcall-past");
+    box.hidden = c.pastRollCalls.length === 0;
+    const list = $("rollcall-past-list");
+    // Rebuilt only when a call is added: an unfolded one stays unfolded.
+    if (list.children.length === c.pastRollCalls.length) return;
+    list.replaceChildren();
+    for (const call of c.pastRollCalls) {
+      const sites = c.rollCallSites(call);
+      const details = el("details", "rollcall-past-call");
+      details.dataset.number = String(call.number);
+      details.append(
+        el(
+          "summary",
+          "",
+          t("{title}: {answered} of {expected} sites answered, {people} people", {
+            title: call.title,
+            answered: sites.answered,
+            expected: sites.expected,
+            people: sites.people,
+          }),
+        ),
+      );
+      const table = $("rollcall-table").cloneNode(true);
+      table.removeAttribute("id");
+      const body = table.querySelector("tbody");
+      body.removeAttribute("id");
+      this._fillRollCallRows(body, sites, false);
+      details.append(table);
+      list.append(details);
+    }
+  }
+
+  /** The answer dialog, fresh for this roll call. */
+  openRollCallDialog() {
+    const dialog = $("rollcall-dialog");
+    $("rollcall-error").textContent = "";
+    $("rollcall-submit").disabled = false;
+    this._syncPresent();
+    dialog.showModal();
+    $("btn-rollcall").hidden = true;
+  }
+
+  /** Absent: no headcount and no names to give. */
+  _syncPresent() {
+    const present = $("rollcall-present").checked;
+    $("rollcall-headcount").disabled = !present;
+    $("rollcall-delegates").disabled = !present;
+  }
+
+  /** Checks the answer against the server's limits; the message to show, or "". */
+  _answerProblem(present, headcount, names) {
+    if (!present) return "";
+    if (!Number.isInteger(headcount) || headcount < 0 || headcount > MAX_HEADCOUNT) {
+      return t("The number of people must be a whole number from 0 to {max}.", { max: MAX_HEADCOUNT });
+    }
+    if (names.length > MAX_DELEGATES) return t("At most {max} names.", { max: MAX_DELEGATES });
+    // Code points, as the server counts them (a name in decomposed form is longer).
+    const long = names.find((name) => [...name].length > MAX_NAME);
+    if (long) return t("A name may have at most {max} characters: {name}", { max: MAX_NAME, name: long });
+    return "";
+  }
+
+  _submitRollCall() {
+    const c = this.c;
+    const present = $("rollcall-present").checked;
+    const raw = $("rollcall-headcount").value.trim();
+    const headcount = raw === "" ? undefined : Number(raw);
+    const names = present ? delegateNames($("rollcall-delegates").value) : [];
+    const problem = this._answerProblem(present, headcount ?? 0, names);
+    const error = $("rollcall-error");
+    error.textContent = problem;
+    if (problem) return;
+    const submit = $("rollcall-submit");
+    submit.disabled = true;
+    c.answerRollCall(present, present ? headcount : undefined, names)
+      .then(() => {
+        // The ack comes before the server's copy of the answer: do not ask again meanwhile.
+        this.rollCallAnswered = c.rollCall?.number ?? 0;
+        // The form keeps this answer: the next roll call starts from it (same people).
+        $("rollcall-dialog").close();
+      })
+      .catch((e) => {
+        error.textContent = errorText(e.code, e.message);
+      })
+      .finally(() => {
+        submit.disabled = false;
+      });
   }
 
   // --- toolbar --------------------------------------------------------------------------------
@@ -554,11 +784,20 @@ export class Room {
     $("rollcall-close").addEventListener("click", () => c.closeRollCall());
     $("rollcall-form").addEventListener("submit", (e) => {
       e.preventDefault();
-      const headcount = Number.parseInt($("rollcall-headcount").value, 10);
-      c.answerRollCall($("rollcall-present").checked, Number.isInteger(headcount) ? headcount : undefined)
-        .then(() => $("rollcall-dialog").close())
-        .catch(() => {});
+      this._submitRollCall();
     });
+    $("rollcall-present").addEventListener("change", () => this._syncPresent());
+    // Escape puts the answer off: the toolbar keeps a button to come back to it.
+    $("rollcall-dialog").addEventListener("cancel", () => {
+      this.rollCallDismissed = c.rollCall?.number ?? 0;
+    });
+    $("rollcall-dialog").addEventListener("close", () => this.renderRollCall());
+    $("btn-rollcall").addEventListener("click", () => {
+      this.rollCallDismissed = 0;
+      this.renderRollCall();
+    });
+    $("queue-next").addEventListener("click", () => c.nextSpeaker());
+    $("queue-take-back").addEventListener("click", () => c.giveFloor(null));
     $("chat-form").addEventListener("submit", (e) => {
       e.preventDefault();
       const input = $("chat-text");
@@ -572,10 +811,14 @@ export class Room {
     });
     document.querySelectorAll(".tab").forEach((tab) =>
       tab.addEventListener("click", () => {
-        document.querySelectorAll(".tab").forEach((other) => other.classList.toggle("active", other === tab));
+        document.querySelectorAll(".tab").forEach((other) => {
+          other.classList.toggle("active", other === tab);
+          other.setAttribute("aria-selected", String(other === tab));
+        });
         document.querySelectorAll(".panel").forEach((p) => {
           p.hidden = p.id !== tab.dataset.panel;
         });
+        if (tab.id !== "tab-lobby") tab.classList.remove("attention");
         if (tab.dataset.panel === "panel-chat") {
           this.unread = 0;
           $("count-chat").textContent = "";
@@ -601,6 +844,7 @@ export class Room {
 
   teardown() {
     clearInterval(this.statsTimer);
+    clearInterval(this.waitTimer);
     for (const tile of this.tiles.values()) tile.video.srcObject = null;
     for (const audio of this.audio.values()) audio.srcObject = null;
   }
