@@ -23,14 +23,13 @@ from aiohttp import web
 from babel.numbers import format_decimal
 
 from conference import recordings as recording_service
-from conference.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied
+from conference.errors import DomainError, NotFound, PermissionDenied
 from conference.invitations import verify_join_token
 from conference.models import CompositeStatus, RecordingStatus, Role
 from recordings.jobs import COMPOSITE_NAME
 from recordings.manifest import MANIFEST_NAME, read_manifest
 
 from .appkeys import DATABASE, LINKS, RECORDING_STORAGE
-from .auth import authenticate
 from .i18n import N_, Language, load_languages
 from .pages_frame import (
     CONTENT_SECURITY_POLICY,
@@ -41,6 +40,7 @@ from .pages_frame import (
     home_for,
     json_for_script,
     local_path,
+    page_actor,
     page_language,
     render,
     templates,
@@ -114,7 +114,11 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     client = {
         "token": token,
         "role": role,
-        "meeting": {"id": meeting.id, "title": meeting.title},
+        "meeting": {
+            "id": meeting.id,
+            "title": meeting.title,
+            "starts_at": meeting.starts_at.isoformat(),
+        },
         "unit": {"code": grant.unit.code, "name": grant.unit.name},
         # Unattended room PCs open the link with ?autojoin=1: join with default devices.
         "autojoin": request.query.get("autojoin") == "1",
@@ -158,14 +162,9 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
     """One recording for clerks, admins and the chair unit: the composite's player and
     progress (a button makes it), and every file with its unit and SHA-256."""
     language = _language(request)
-    try:
-        actor = await authenticate(request)
-    except (AuthenticationFailed, DomainError):
-        raise web.HTTPFound("/login") from None
+    actor = await page_actor(request, Role.CLERK, Role.ADMIN, Role.CHAIR)
     recording_id = row_id(request.match_info["recording_id"])
     try:
-        if not actor.has(Role.CLERK, Role.ADMIN, Role.CHAIR):
-            raise PermissionDenied("clerks, admins and chairs read recordings")
         if recording_id is None:
             raise NotFound("no such recording", code="recording_not_found")
         async with request.app[DATABASE].read() as session:
@@ -177,6 +176,7 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
             language,
             "join_refused.html",
             status=status,
+            actor=actor,
             code=e.code,
             reason=language.gettext(
                 N_("No such recording.") if status == 404 else N_("You may not read recordings.")
@@ -210,6 +210,7 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
         request,
         language,
         "recording.html",
+        actor=actor,
         rec=row,
         meeting_title=meeting.title,
         status_text=language.gettext(RECORDING_STATUS_TEXT[row.status]),
@@ -240,4 +241,9 @@ def add_page_routes(app: web.Application) -> None:
     from .pages_today import add_today_pages
 
     add_today_pages(app)
+    from .pages_admin_directory import add_directory_pages
+    from .pages_admin_system import add_system_pages
+
+    add_directory_pages(app)
+    add_system_pages(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
+from conference.meetings import MeetingNotice, meeting_notices
 from conference.models import Invitation, Meeting, MeetingStatus, Role, Unit
 from conference.timezone import to_local, to_utc, utcnow
 
@@ -51,6 +52,29 @@ def countdown_text(language: Language, starts_at: datetime, now: datetime) -> st
     return language.gettext(STARTS_IN_HOURS).replace("{h}", str(hours)).replace("{m}", str(rest))
 
 
+CANCELLED_NOTICE = N_("Cancelled by the Office on {at}.")
+MOVED_NOTICE = N_("Moved by the Office on {at}; it was {was}.")
+REASON_NOTICE = N_("Reason: {reason}")
+
+
+def _notice_text(language: Language, notice: MeetingNotice | None, status: MeetingStatus) -> str:
+    """What the unit is told of a cancel or a reschedule ("" when neither happened;
+    a reschedule notice is no longer shown once the meeting was cancelled after it)."""
+    if notice is None:
+        return ""
+    at = language.format_datetime(notice.at)
+    if notice.kind == "cancelled":
+        text = language.gettext(CANCELLED_NOTICE).replace("{at}", at)
+    elif status is MeetingStatus.CANCELLED or notice.from_starts_at is None:
+        return ""
+    else:
+        was = language.format_datetime(notice.from_starts_at)
+        text = language.gettext(MOVED_NOTICE).replace("{at}", at).replace("{was}", was)
+    if notice.reason:
+        text += " " + language.gettext(REASON_NOTICE).replace("{reason}", notice.reason)
+    return text
+
+
 async def today_page(request: web.Request) -> web.StreamResponse:
     """``/today``: the unit's meetings today and in the next :data:`NEXT_DAYS` days."""
     actor = await page_actor(request, *TODAY_ROLES)
@@ -83,6 +107,7 @@ async def today_page(request: web.Request) -> web.StreamResponse:
             u.id: u.name
             for u in (await session.exec(select(Unit).where(col(Unit.id).in_(chair_ids)))).all()
         }
+        notices = await meeting_notices(session, [m.id for m, _, _ in rows if m.id is not None])
         unit_name = ""
         for meeting, invitation, unit in rows:
             unit_name = unit.name
@@ -103,6 +128,7 @@ async def today_page(request: web.Request) -> web.StreamResponse:
                 # What the invitations API gives this unit: the same signed link.
                 "join_url": links.url(meeting, invitation, unit.code) if joinable else None,
                 "countdown": countdown_text(language, meeting.starts_at, now) if joinable else "",
+                "notice": _notice_text(language, notices.get(meeting.id or 0), meeting.status),
             }
             (today_rows if meeting.starts_at < tomorrow else later_rows).append(row)
         if not unit_name:
@@ -121,5 +147,14 @@ async def today_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def devicecheck_page(request: web.Request) -> web.StreamResponse:
+    """``/devicecheck``: the device check on its own, for any signed-in account, any
+    day (a join link opens only shortly before its meeting); it keeps the choice
+    in the browser for the join page."""
+    actor = await page_actor(request, *Role)
+    return render(request, page_language(request), "devicecheck.html", actor=actor)
+
+
 def add_today_pages(app: web.Application) -> None:
     app.router.add_get("/today", today_page)
+    app.router.add_get("/devicecheck", devicecheck_page)

@@ -21,7 +21,7 @@ import jwt
 from conference.models import Account, Meeting, Role
 from conference.timezone import LOCAL_ZONE
 from tests.conftest import _PASSWORD_HASH, PASSWORD
-from web.pages_frame import CONTENT_SECURITY_POLICY
+from web.pages_frame import CONTENT_SECURITY_POLICY, LANGUAGES
 
 CHAIR, SNV, STTTT, TANTRACH = "QB", "QB-SNV", "QB-STTTT", "QB-BOTRACH-TANTRACH"
 
@@ -146,10 +146,8 @@ async def test_operator_sees_its_units_meetings_with_its_own_join_link(api: Any)
     other = await api_join_url(api, ours, STTTT)
     assert other is not None
     assert claims(join) != claims(other)
-    # The device check is the join page, opened at its device check.
-    (check,) = links(ours_card, "device-check")
-    assert check.endswith("#devicecheck")
-    assert claims(check) == claims(expected)
+    # The device check is its own page: a join link opens only shortly before the start.
+    assert links(ours_card, "device-check") == ["/devicecheck"]
 
 
 async def test_a_meeting_tomorrow_is_in_the_next_days(api: Any) -> None:
@@ -280,3 +278,67 @@ async def test_operators_and_chairs_land_on_today(api: Any) -> None:
         status, html, _ = await get(api, "/meetings", await cookie_for(api, username))
         assert status == 403
         assert '<p><a href="/today">' in html, username
+
+
+# --- notices of a cancel or a reschedule ----------------------------------------------
+
+
+def notice(html: str, mid: int) -> str:
+    m = re.search(r'<p class="notice[^"]*" role="status">([^<]*)</p>', card(html, mid))
+    return html_lib.unescape(m.group(1)) if m else ""
+
+
+async def test_a_cancelled_meeting_stays_listed_with_the_offices_reason(api: Any) -> None:
+    mid = await schedule(api, "Họp bị huỷ", soon(90))
+    reason = "Lãnh đạo UBND tỉnh đi công tác đột xuất <b>&"
+    await api.call("POST", f"/api/meetings/{mid}/cancel", json={"reason": reason}, expect=200)
+    _, html, _ = await get(api, "/today?lang=en", await cookie_for(api, "vanhanh"))
+    text = notice(html, mid)
+    assert text.startswith("Cancelled by the Office on ")
+    assert text.endswith("Reason: " + reason)  # byte-exact, escaped in the markup
+    assert "<b>&" not in card(html, mid)
+    assert links(card(html, mid), "button join") == []
+
+
+async def test_a_rescheduled_meeting_says_when_it_was_and_why(api: Any) -> None:
+    first = soon(60)
+    mid = await schedule(api, "Họp dời giờ", first)
+    moved = first + timedelta(hours=2)
+    body = {
+        "starts_at": moved.isoformat(),
+        "ends_at": (moved + timedelta(hours=1)).isoformat(),
+        "reason": "Trùng lịch họp với Bộ Nội vụ",
+    }
+    await api.call("POST", f"/api/meetings/{mid}/reschedule", json=body, expect=200)
+    _, html, _ = await get(api, "/today?lang=en", await cookie_for(api, "vanhanh"))
+    text = notice(html, mid)
+    english = api.client.app[LANGUAGES]["en"]
+    assert text.startswith("Moved by the Office on "), text
+    assert f"; it was {english.format_datetime(first)}." in text, text
+    assert text.endswith("Reason: Trùng lịch họp với Bộ Nội vụ")
+    # The card shows the new times and still has the unit's link.
+    assert moved.astimezone(LOCAL_ZONE).strftime("%H:%M") in card(html, mid)
+    assert len(links(card(html, mid), "button join")) == 1
+
+
+async def test_an_edit_that_keeps_the_times_gives_no_notice(api: Any) -> None:
+    mid = await schedule(api, "Họp đổi tên", soon(60))
+    await api.call("PATCH", f"/api/meetings/{mid}", json={"title": "Họp đã đổi tên"}, expect=200)
+    _, html, _ = await get(api, "/today?lang=en", await cookie_for(api, "vanhanh"))
+    assert "Họp đã đổi tên" in card(html, mid)
+    assert notice(html, mid) == ""
+
+
+async def test_the_device_check_page_opens_for_every_signed_in_account(api: Any) -> None:
+    for username in ("vanhanh", "chutri", "thuky", "vanthu", "admin"):
+        status, html, _ = await get(api, "/devicecheck?lang=en", await cookie_for(api, username))
+        assert status == 200, username
+        assert 'id="dc-preview"' in html
+        assert 'id="dc-speaker"' in html
+        assert (
+            '<button id="join-button" type="button" disabled>Save these settings</button>' in html
+        )
+        assert '<script type="module" src="/static/devicecheck_page.js' in html
+    status, _, response = await get(api, "/devicecheck")
+    assert status == 302
+    assert response.headers["Location"].startswith("/login?next=")

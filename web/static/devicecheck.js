@@ -139,6 +139,35 @@ export class DeviceCheck {
       this.reopen();
     });
     this.button.addEventListener("click", () => this.join());
+    const speaker = root.querySelector("#dc-speaker");
+    if (speaker) speaker.addEventListener("click", () => this.playTestSound(speaker));
+  }
+
+  /** A one-second 440 Hz tone through the default output: can the site hear? */
+  async playTestSound(button) {
+    const hint = this.root.querySelector("#dc-speaker-hint");
+    button.disabled = true;
+    try {
+      const context = new AudioContext();
+      const tone = context.createOscillator();
+      const gain = context.createGain();
+      tone.frequency.value = 440;
+      gain.gain.setValueAtTime(0.2, context.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, context.currentTime + 1);
+      tone.connect(gain).connect(context.destination);
+      tone.start();
+      tone.stop(context.currentTime + 1);
+      if (hint) hint.textContent = t("Playing a tone: you should hear it now.");
+      await new Promise((resolve) => {
+        tone.onended = resolve;
+      });
+      await context.close();
+      if (hint) hint.textContent = t("No sound? Check the speaker's volume and cable.");
+    } catch {
+      if (hint) hint.textContent = t("This browser cannot play the test sound.");
+    } finally {
+      button.disabled = false;
+    }
   }
 
   start() {
