@@ -8,11 +8,12 @@ is only ever followed when :func:`local_path` accepts it (a path of this site,
 never ``//host`` or ``https://host``), so the login page cannot send anyone away.
 
 Forms and CSRF: pages never take a POST. Every page that changes something does
-it with a little JavaScript calling the JSON API (``fetch`` with the session
-cookie), and web/auth.py refuses a cookie-authenticated API call that changes
-things unless it comes from this origin (``Origin`` or ``Sec-Fetch-Site``).
-One defence in one place, the same one the API's own clients rely on, instead
-of a second token scheme for page forms; the pages only read.
+it with a little JavaScript calling the JSON API (web/static/api.js, with the
+session cookie). A signed-in page carries its session's CSRF token in
+``<meta name="csrf-token">`` and in a hidden ``csrf_token`` field of each form
+(``{{ csrf_token }}`` in every template); api.js sends it as ``X-CSRF-Token``,
+and web/auth.py refuses a cookie-authenticated change without it or from
+another origin. The pages themselves only read.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from conference.actors import Actor
 from conference.errors import AuthenticationFailed, DomainError
 from conference.models import Role
 
-from .auth import authenticate
+from .auth import authenticate, csrf_token_for
 from .i18n import N_, Language, language_links, remember_locale, request_locale
 
 __all__ = [
@@ -82,18 +83,18 @@ class NavItem:
 
 
 # The navigation bar: each account sees the entries of its roles, in this order.
-# Only pages that exist: the administration pages join the list when they are built.
 NAVIGATION = (
     NavItem("/meetings", N_("Meetings"), frozenset({Role.SECRETARIAT, Role.ADMIN})),
     NavItem("/today", N_("Today"), frozenset({Role.OPERATOR, Role.CHAIR})),
     NavItem("/archive", N_("Archive"), frozenset({Role.CLERK, Role.ADMIN, Role.CHAIR})),
+    NavItem("/admin", N_("Administration"), frozenset({Role.ADMIN})),
 )
 
 # Where a role lands after signing in (the first role of the account found here);
 # a role without a start page yet stays on the sign-in page, greeted.
 ROLE_HOME = {
     Role.SECRETARIAT: "/meetings",
-    Role.ADMIN: "/meetings",
+    Role.ADMIN: "/admin/status",
     Role.CLERK: "/archive",
     Role.OPERATOR: "/today",
     Role.CHAIR: "/today",
@@ -198,6 +199,7 @@ def render(
         i18n_json=json_for_script(client_i18n),
         nav=_navigation(language, actor, request.path),
         account=actor,
+        csrf_token=csrf_token_for(request) if actor is not None else "",
         **context,
     )
     response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
