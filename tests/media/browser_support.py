@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -104,6 +105,15 @@ class DemoServer:
 
     def log(self) -> str:
         return "\n".join(self.output[-80:])
+
+    def password(self, username: str) -> str:
+        """A demo account's password, read from the banner the server printed."""
+        pattern = re.compile(rf"^\s+{re.escape(username)}\s+(\S+)\s+\(")
+        for line in self.output:
+            m = pattern.match(line)
+            if m:
+                return m.group(1)
+        raise AssertionError(f"no password for {username} in the banner:\n{self.log()}")
 
 
 def _engine_args() -> list[str]:
@@ -365,3 +375,23 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1)
+
+
+def shot(site: Site, name: str, tmp_path: Path) -> Path:
+    """Photograph ``site`` as ``name`` (a PNG, also copied into SHOTS_DIR)."""
+    path = site.screenshot(tmp_path / name)
+    assert (SHOTS_DIR / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return path
+
+
+def sign_in(
+    site: Site, server: DemoServer, username: str, path: str = "/login", password: str = ""
+) -> None:
+    """Open ``path``; the login page (there, or where a page sends a stranger) takes the
+    account, a demo one unless ``password`` is given, and the browser goes on."""
+    site.open(f"{server.base_url}{path}")
+    assert urlsplit(site.page.url).path == "/login", site.page.url
+    site.page.fill("#username", username)
+    site.page.fill("#password", password or server.password(username))
+    site.page.click("button[type=submit]")
+    site.page.wait_for_url(lambda url: urlsplit(url).path != "/login")

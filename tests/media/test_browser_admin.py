@@ -15,7 +15,6 @@ from pathlib import Path
 from playwright.sync_api import Error as PlaywrightError
 
 from .browser_support import (
-    SHOTS_DIR,
     Browsers,
     DemoServer,
     Site,
@@ -24,24 +23,12 @@ from .browser_support import (
     diagnostics,
     playwright_driver,  # noqa: F401  (fixture)
     poll,
+    shot,
+    sign_in,
 )
-from .test_browser_secretariat import demo_password
 
 COMMUNE = ("QB-BOTRACH-PHUCTRACH", "Xã Phúc Trạch")
 OPERATOR = ("vanhanh-phuctrach", "Cán bộ vận hành xã Phúc Trạch", "mật-khẩu-xã-Phúc-Trạch-2027")
-
-
-def shot(site: Site, name: str, tmp_path: Path) -> None:
-    site.screenshot(tmp_path / name)
-    assert (SHOTS_DIR / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def sign_in(site: Site, server: DemoServer, username: str, password: str) -> None:
-    site.open(f"{server.base_url}/login")
-    site.page.fill("#username", username)
-    site.page.fill("#password", password)
-    site.page.click("button[type=submit]")
-    site.page.wait_for_url(lambda url: "/login" not in url)
 
 
 def status_text(site: Site, element_id: str, what: str) -> str:
@@ -71,7 +58,7 @@ def test_the_administrator_runs_the_directory_and_the_system(
     admin = browsers.launch("admin")
     page = admin.page
     with diagnostics([admin]):
-        sign_in(admin, server, "admin", demo_password(server, "admin"))
+        sign_in(admin, server, "admin")
         assert page.url == f"{server.base_url}/admin/status"
         admin.wait_js(
             "() => document.querySelector('main').textContent.includes('sqlite')",
@@ -152,7 +139,7 @@ def test_the_administrator_runs_the_directory_and_the_system(
     # The new operator signs in and lands on its commune's "today".
     operator = browsers.launch("operator")
     with diagnostics([operator]):
-        sign_in(operator, server, OPERATOR[0], OPERATOR[2])
+        sign_in(operator, server, OPERATOR[0], password=OPERATOR[2])
         assert operator.page.url == f"{server.base_url}/today"
         assert COMMUNE[1] in str(operator.page.text_content("main"))
         shot(operator, "admin-7-new-operator-today.png", tmp_path)

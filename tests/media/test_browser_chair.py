@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 
 from .browser_support import (
-    SHOTS_DIR,
     VIEWPORT,
     Browsers,
     DemoServer,
@@ -39,6 +38,7 @@ from .browser_support import (
     diagnostics,
     playwright_driver,  # noqa: F401  (fixture)
     poll,
+    shot,
 )
 
 CHAIR = "QB"
@@ -112,13 +112,6 @@ def hand_badge(site: Site) -> str:
 
 def wait_badge(site: Site, ok: Any, what: str) -> str:
     return str(poll(lambda: hand_badge(site), ok, timeout=10, what=f"{site.name}: {what}"))
-
-
-def shot(site: Site, name: str, tmp_path: Path) -> Path:
-    path = site.screenshot(tmp_path / name)
-    assert (SHOTS_DIR / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    print(f"screenshot: {SHOTS_DIR / name}")
-    return path
 
 
 # --- the speaker queue ------------------------------------------------------------------
@@ -258,14 +251,9 @@ def dialog_open(site: Site) -> bool:
     return bool(site.js("() => document.getElementById('rollcall-dialog').open"))
 
 
-def demo_password(server: DemoServer, username: str) -> str:
-    pattern = re.compile(rf"^\s+{username}\s+(\S+)\s+\(")
-    return next(m.group(1) for line in server.output if (m := pattern.match(line)))
-
-
 def clerk_opener(server: DemoServer) -> urllib.request.OpenerDirector:
     """An HTTP client signed in as the demo's clerk (its password from the banner)."""
-    password = demo_password(server, "vanthu")
+    password = server.password("vanthu")
     opener = urllib.request.build_opener(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
     )
@@ -458,7 +446,7 @@ def test_roll_call_panel_shows_answers_absences_and_the_sites_yet_to_answer(
     try:
         login = clerk.context.request.post(
             f"{room.server.base_url}/api/auth/login",
-            data={"username": "vanthu", "password": demo_password(room.server, "vanthu")},
+            data={"username": "vanthu", "password": room.server.password("vanthu")},
         )
         assert login.status == 200
         clerk.open(f"{room.server.base_url}/archive/meetings/{mid}")

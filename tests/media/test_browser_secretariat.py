@@ -16,33 +16,18 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from .browser_support import (
-    SHOTS_DIR,
     Browsers,
     DemoServer,
     browsers,  # noqa: F401  (fixture)
     demo_server,  # noqa: F401  (fixture)
     diagnostics,
     playwright_driver,  # noqa: F401  (fixture)
+    shot,
 )
 
 TITLE = "Hội nghị sơ kết công tác chuyển đổi số quý IV — tỉnh Quảng Bình"
 AGENDA = ["Báo cáo kết quả triển khai", "Ý kiến của các sở, ngành và địa phương"]
 PICKS = [("nội vụ", "QB-SNV"), ("Y TẾ", "QB-SYT"), ("đồng hới", "QB-DONGHOI")]
-
-
-def demo_password(server: DemoServer, username: str) -> str:
-    pattern = re.compile(rf"^\s+{username}\s+(\S+)\s+\(")
-    for line in server.output:
-        m = pattern.match(line)
-        if m:
-            return m.group(1)
-    raise AssertionError(f"no password for {username} in the banner:\n{server.log()}")
-
-
-def shot(site: object, name: str, tmp_path: Path) -> Path:
-    path: Path = site.screenshot(tmp_path / name)  # type: ignore[attr-defined]
-    assert (SHOTS_DIR / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return path
 
 
 def test_secretariat_schedules_a_meeting_and_copies_a_link(
@@ -60,7 +45,7 @@ def test_secretariat_schedules_a_meeting_and_copies_a_link(
         site.open(f"{demo_server.base_url}/meetings/new")
         assert page.url.startswith(f"{demo_server.base_url}/login?next=")
         page.fill("#username", "thuky")
-        page.fill("#password", demo_password(demo_server, "thuky"))
+        page.fill("#password", demo_server.password("thuky"))
         shot(site, "secretariat-1-login.png", tmp_path)
         page.click("button[type=submit]")
         page.wait_for_url(f"{demo_server.base_url}/meetings/new")

@@ -34,7 +34,6 @@ import openpyxl
 from conference.demo import DEMO_TITLE
 
 from .browser_support import (
-    SHOTS_DIR,
     Browsers,
     DemoServer,
     Site,
@@ -43,8 +42,9 @@ from .browser_support import (
     diagnostics,
     playwright_driver,  # noqa: F401  (fixture)
     poll,
+    shot,
+    sign_in,
 )
-from .test_browser_secretariat import demo_password
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 TITLE = "Hội nghị trực tuyến triển khai nhiệm vụ chuyển đổi số năm 2027 — tỉnh Quảng Bình"
@@ -57,21 +57,6 @@ SITES = [
     ("đồng hới", "QB-DONGHOI", 4, ["Phạm Thị Thuỷ", "Hoàng Văn Lợi", "Võ Đình Ngữ"]),
 ]
 CHAIR = "QB"
-
-
-def shot(site: Site, name: str, tmp_path: Path) -> None:
-    site.screenshot(tmp_path / name)
-    assert (SHOTS_DIR / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def sign_in(site: Site, server: DemoServer, username: str, path: str) -> None:
-    """Open ``path``; the login page takes the account and comes back to it."""
-    site.open(f"{server.base_url}{path}")
-    assert "/login?next=" in site.page.url, site.page.url
-    site.page.fill("#username", username)
-    site.page.fill("#password", demo_password(server, username))
-    site.page.click("button[type=submit]")
-    site.page.wait_for_url(f"{server.base_url}{path}")
 
 
 def next_start() -> datetime:

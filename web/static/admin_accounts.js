@@ -5,90 +5,36 @@
 // the result message carried over in sessionStorage and announced.
 
 import { api } from "./api.js";
+import { adminForms } from "./admin_forms.js";
 import { t } from "./i18n.js";
 
 const data = JSON.parse(document.getElementById("admin-accounts-data").textContent);
 const accounts = new Map(data.accounts.map((a) => [String(a.id), a]));
 const $ = (id) => document.getElementById(id);
-const FLASH = "hoinghi.admin-accounts.flash";
 
-// What an administrator reads for the API's error codes (conference/accounts.py, web/errors.py).
-const ERROR_TEXT = {
-  missing_field: t("Please fill this in."),
-  invalid_field: t("Please check this field."),
-  unknown_field: t("Please check this field."),
-  too_short: t("Please check this field."),
-  username_taken: t("This username is taken."),
-  unknown_unit: t("Unknown unit."),
-  unknown_account: t("This account no longer exists: please reload the page."),
-  self_demotion: t("You cannot remove your own administrator role."),
-  self_deactivation: t("You cannot deactivate your own account."),
-  no_roles: t("Choose at least one role."),
-  no_account: t("Choose an account first."),
-  weak_password: t("The password needs at least 8 characters."),
-  forbidden: t("You may not do this."),
-  csrf_failed: t("The page has expired: please reload it."),
-};
-
+// What an administrator reads for the API's error codes (conference/accounts.py).
 // The API names a role list's error "roles" or "roles.0"; unknown_unit from an account
 // comes without a field (the unit is looked up as a whole): it is the unit's.
-const CODE_FIELD = { unknown_unit: "unit", username_taken: "username" };
-
-function clearErrors(form) {
-  form.querySelector("[data-form-message]").textContent = "";
-  for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
-  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
-}
-
-function focusField(form, field) {
-  const input = form.elements.namedItem(field);
-  const target = input && input.length !== undefined && !input.tagName ? input[0] : input;
-  if (target && target.setAttribute) {
-    target.setAttribute("aria-invalid", "true");
-    target.focus();
-  }
-}
-
-/** Shows `error` next to its field in `form` (or at the top when it names none). */
-function showError(form, error, fallback) {
-  const field = (error.field || CODE_FIELD[error.code] || "").split(".")[0];
-  const text = ERROR_TEXT[error.code] || error.message || fallback;
-  const slot = field ? form.querySelector(`.field-error[data-field="${field}"]`) : null;
-  if (slot) {
-    slot.textContent = text;
-    focusField(form, field);
-  }
-  form.querySelector("[data-form-message]").textContent = slot ? t("Please correct the marked fields.") : text;
-}
-
-function reloadWith(message) {
-  sessionStorage.setItem(FLASH, message);
-  window.location.reload();
-}
-
-/** Runs `action` with the form's buttons disabled; API errors go to the form. */
-async function submitting(form, fallback, action) {
-  clearErrors(form);
-  const buttons = form.querySelectorAll("button");
-  for (const b of buttons) b.disabled = true;
-  try {
-    await action();
-  } catch (error) {
-    showError(form, error, fallback);
-  } finally {
-    for (const b of buttons) b.disabled = false;
-  }
-}
+const { clearErrors, errorText, reloadWith, submitting } = adminForms({
+  errors: {
+    too_short: t("Please check this field."),
+    username_taken: t("This username is taken."),
+    unknown_account: t("This account no longer exists: please reload the page."),
+    self_demotion: t("You cannot remove your own administrator role."),
+    self_deactivation: t("You cannot deactivate your own account."),
+    no_roles: t("Choose at least one role."),
+    no_account: t("Choose an account first."),
+    weak_password: t("The password needs at least 8 characters."),
+  },
+  codeField: { unknown_unit: "unit", username_taken: "username" },
+  flashKey: "hoinghi.admin-accounts.flash",
+  status: $("accounts-status"),
+});
 
 function checkedRoles(form) {
   return [...form.querySelectorAll("input[name=roles]:checked")].map((box) => box.value);
 }
 
-const flash = sessionStorage.getItem(FLASH);
-if (flash) {
-  sessionStorage.removeItem(FLASH);
-  $("accounts-status").textContent = flash;
-}
 
 // --- create ------------------------------------------------------------------------------------
 
@@ -178,7 +124,7 @@ for (const button of document.querySelectorAll(".toggle-active")) {
       const done = active ? t("Account reactivated: {username}.") : t("Account deactivated: {username}.");
       reloadWith(done.replace("{username}", account.username));
     } catch (error) {
-      $("accounts-status").textContent = ERROR_TEXT[error.code] || error.message || t("Could not save the account.");
+      $("accounts-status").textContent = errorText(error, t("Could not save the account."));
       button.disabled = false;
     }
   });

@@ -5,89 +5,36 @@
 // carried over in sessionStorage and announced in the status region.
 
 import { api, apiFetch } from "./api.js";
+import { adminForms } from "./admin_forms.js";
 import { t } from "./i18n.js";
 
 const data = JSON.parse(document.getElementById("admin-units-data").textContent);
 const units = new Map(data.units.map((u) => [u.code, u]));
 const $ = (id) => document.getElementById(id);
-const FLASH = "hoinghi.admin-units.flash";
 
 // What an administrator reads for the API's error codes (conference/units.py, web/errors.py).
-const ERROR_TEXT = {
-  missing_field: t("Please fill this in."),
-  invalid_field: t("Please check this field."),
-  unknown_field: t("Please check this field."),
-  unit_exists: t("A unit with this code exists already."),
-  unknown_unit: t("Unknown unit."),
-  unit_cycle: t("A unit cannot be placed below itself or one of its own units."),
-  unit_in_use: t("This unit is still in use (units below it, accounts, meetings or invitations): it cannot be deleted."),
-  formula_like_name: t("A name cannot start with = + - or @."),
-  unknown_kind: t("Unknown kind: use central, province, department, district or commune."),
-  duplicate_code: t("This code appears twice in the file."),
-  too_many_columns: t("This row has too many columns."),
-  invalid_header: t("The first line must be: code,name,kind,parent"),
-  no_rows: t("The file has no rows."),
-  invalid_csv: t("The file could not be read as CSV."),
-  rows_refused: t("Some rows need correcting: see the list below."),
-  invalid_encoding: t("The file is not UTF-8: in Excel, save it as \"CSV UTF-8\"."),
-  body_too_large: t("The file is too large."),
-  unsupported_media_type: t("Please choose a CSV file."),
-  no_unit: t("Choose a unit first."),
-  no_file: t("Choose a CSV file first."),
-  forbidden: t("You may not do this."),
-  csrf_failed: t("The page has expired: please reload it."),
-};
-
-function errorText(error, fallback) {
-  return ERROR_TEXT[error.code] || error.message || fallback;
-}
-
-function clearErrors(form) {
-  form.querySelector("[data-form-message]").textContent = "";
-  for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
-  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
-}
-
-/** Shows `error` next to its field in `form` (or at the top when it names none). */
-function showError(form, error, fallback) {
-  const field = (error.field || "").split(".")[0];
-  const text = errorText(error, fallback);
-  const slot = field ? form.querySelector(`.field-error[data-field="${field}"]`) : null;
-  if (slot) {
-    slot.textContent = text;
-    const input = form.elements.namedItem(field);
-    if (input && input.setAttribute) {
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
-    }
-  }
-  form.querySelector("[data-form-message]").textContent = slot ? t("Please correct the marked fields.") : text;
-}
-
-function reloadWith(message) {
-  sessionStorage.setItem(FLASH, message);
-  window.location.reload();
-}
-
-/** Runs `action` with the form's submit button disabled; API errors go to the form. */
-async function submitting(form, fallback, action) {
-  clearErrors(form);
-  const buttons = form.querySelectorAll("button");
-  for (const b of buttons) b.disabled = true;
-  try {
-    await action();
-  } catch (error) {
-    showError(form, error, fallback);
-  } finally {
-    for (const b of buttons) b.disabled = false;
-  }
-}
-
-const flash = sessionStorage.getItem(FLASH);
-if (flash) {
-  sessionStorage.removeItem(FLASH);
-  $("units-status").textContent = flash;
-}
+const { clearErrors, errorText, reloadWith, submitting } = adminForms({
+  errors: {
+    unit_exists: t("A unit with this code exists already."),
+    unit_cycle: t("A unit cannot be placed below itself or one of its own units."),
+    unit_in_use: t("This unit is still in use (units below it, accounts, meetings or invitations): it cannot be deleted."),
+    formula_like_name: t("A name cannot start with = + - or @."),
+    unknown_kind: t("Unknown kind: use central, province, department, district or commune."),
+    duplicate_code: t("This code appears twice in the file."),
+    too_many_columns: t("This row has too many columns."),
+    invalid_header: t("The first line must be: code,name,kind,parent"),
+    no_rows: t("The file has no rows."),
+    invalid_csv: t("The file could not be read as CSV."),
+    rows_refused: t("Some rows need correcting: see the list below."),
+    invalid_encoding: t("The file is not UTF-8: in Excel, save it as \"CSV UTF-8\"."),
+    body_too_large: t("The file is too large."),
+    unsupported_media_type: t("Please choose a CSV file."),
+    no_unit: t("Choose a unit first."),
+    no_file: t("Choose a CSV file first."),
+  },
+  flashKey: "hoinghi.admin-units.flash",
+  status: $("units-status"),
+});
 
 // --- add -------------------------------------------------------------------------------
 
