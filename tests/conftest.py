@@ -194,6 +194,18 @@ class Api:
         return body
 
 
+async def cookie_for(api: Api, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """The ``Cookie`` header of a fresh session of ``username``, as a browser would send
+    it; the client's own jar is left empty, so each request says whose it is."""
+    response = await api.client.post(
+        "/api/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status == 200, await response.text()
+    cookie = response.cookies["hoinghi_session"].value
+    api.client.session.cookie_jar.clear()
+    return {"Cookie": f"hoinghi_session={cookie}"}
+
+
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 

@@ -22,7 +22,7 @@ from sqlmodel import func, select
 
 from conference.demo import bundled_units_csv
 from conference.models import Account, AuditEntry, Unit, UnitKind
-from tests.conftest import PASSWORD
+from tests.conftest import cookie_for
 from web.appkeys import CONFIG
 from web.pages_frame import CONTENT_SECURITY_POLICY
 
@@ -34,17 +34,6 @@ _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-async def cookie_for(api: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
-    """The ``Cookie`` header of a fresh session of ``username`` (the jar stays empty)."""
-    response = await api.client.post(
-        "/api/auth/login", json={"username": username, "password": password}
-    )
-    assert response.status == 200, await response.text()
-    cookie = response.cookies["hoinghi_session"].value
-    api.client.session.cookie_jar.clear()
-    return {"Cookie": f"hoinghi_session={cookie}"}
 
 
 async def get(api: Any, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:

@@ -23,7 +23,7 @@ import pytest
 
 from conference.models import DeliveryStatus, WebhookDelivery
 from conference.timezone import utcnow
-from tests.conftest import PASSWORD
+from tests.conftest import cookie_for
 from tests.recordings.recording_fixtures import add_meeting, add_recording
 from tests.signaling.conftest import CHAIR, SNV, schedule
 from web.appkeys import CONFIG
@@ -36,16 +36,6 @@ TITLE = "Họp giao ban trực tuyến — Sở Thông tin và Truyền thông"
 RECEIVER = "https://nhan-su-kien.quangbinh.gov.vn/hoinghi?nguồn=hội-nghị"
 ERROR_TEXT = "HTTP 503 Máy chủ đang bảo trì — thử lại sau"
 VI = load_languages()["vi"]
-
-
-async def cookie_for(api: Any, username: str) -> dict[str, str]:
-    response = await api.client.post(
-        "/api/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status == 200
-    cookie = response.cookies["hoinghi_session"].value
-    api.client.session.cookie_jar.clear()
-    return {"Cookie": f"hoinghi_session={cookie}"}
 
 
 async def get(api: Any, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:

@@ -34,7 +34,7 @@ from conference.models import (
     RecordingStatus,
 )
 from conference.timezone import LOCAL_ZONE
-from tests.conftest import PASSWORD
+from tests.conftest import cookie_for
 from tests.recordings.recording_fixtures import add_meeting, add_recording, unit_id
 from web.appkeys import CONFIG
 from web.pages_archive import fold
@@ -55,16 +55,6 @@ class Archive:
     future: int
     recordings: list[int]
     today: date
-
-
-async def cookie_for(api: Any, username: str) -> dict[str, str]:
-    response = await api.client.post(
-        "/api/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status == 200
-    cookie = response.cookies["hoinghi_session"].value
-    api.client.session.cookie_jar.clear()
-    return {"Cookie": f"hoinghi_session={cookie}"}
 
 
 async def get(api: Any, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:

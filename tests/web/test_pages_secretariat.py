@@ -20,7 +20,7 @@ from sqlmodel import func, select
 
 from conference.models import Invitation, Meeting
 from conference.timezone import LOCAL_ZONE
-from tests.conftest import PASSWORD, page_csrf
+from tests.conftest import cookie_for, page_csrf
 from web.auth import CSRF_HEADER
 from web.pages_frame import CONTENT_SECURITY_POLICY, local_path
 
@@ -37,16 +37,6 @@ KNOWN = {
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'hoinghi.db'}"
-
-
-async def cookie_for(api: Any, username: str) -> dict[str, str]:
-    response = await api.client.post(
-        "/api/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status == 200
-    cookie = response.cookies["hoinghi_session"].value
-    api.client.session.cookie_jar.clear()
-    return {"Cookie": f"hoinghi_session={cookie}"}
 
 
 def origin(api: Any) -> str:

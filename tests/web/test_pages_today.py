@@ -20,20 +20,10 @@ import jwt
 
 from conference.models import Account, Meeting, Role
 from conference.timezone import LOCAL_ZONE
-from tests.conftest import _PASSWORD_HASH, PASSWORD
+from tests.conftest import _PASSWORD_HASH, cookie_for
 from web.pages_frame import CONTENT_SECURITY_POLICY, LANGUAGES
 
 CHAIR, SNV, STTTT, TANTRACH = "QB", "QB-SNV", "QB-STTTT", "QB-BOTRACH-TANTRACH"
-
-
-async def cookie_for(api: Any, username: str) -> dict[str, str]:
-    response = await api.client.post(
-        "/api/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status == 200
-    cookie = response.cookies["hoinghi_session"].value
-    api.client.session.cookie_jar.clear()
-    return {"Cookie": f"hoinghi_session={cookie}"}
 
 
 async def get(api: Any, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:

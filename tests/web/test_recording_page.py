@@ -10,21 +10,11 @@ import pytest
 from sqlmodel import col, func, select
 
 from conference.models import AuditEntry, CompositeStatus, Recording
-from tests.conftest import PASSWORD
+from tests.conftest import cookie_for
 from tests.recordings.recording_fixtures import add_meeting, add_recording
 from web.appkeys import CONFIG
 
 TITLE = "Họp giao ban tháng 11 — Ủy ban nhân dân tỉnh Quảng Bình"
-
-
-async def cookie_for(api: Any, username: str) -> dict[str, str]:
-    response = await api.client.post(
-        "/api/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status == 200
-    cookie = response.cookies["hoinghi_session"].value
-    api.client.session.cookie_jar.clear()
-    return {"Cookie": f"hoinghi_session={cookie}"}
 
 
 async def made(api: Any, **kw: Any) -> Any:

@@ -21,7 +21,7 @@ import pytest
 from sqlmodel import func, select
 
 from conference.models import Account, AuditEntry, Invitation, Meeting, Role, Unit
-from tests.conftest import ACCOUNTS, PASSWORD
+from tests.conftest import ACCOUNTS, cookie_for
 from tests.recordings.recording_fixtures import add_recording
 from web.appkeys import CONFIG
 
@@ -48,16 +48,6 @@ PAGES: list[tuple[str, set[Role]]] = [
     ("/admin/webhooks", {Role.ADMIN}),
     ("/admin/retention", {Role.ADMIN}),
 ]
-
-
-async def cookie_for(api: Any, username: str) -> dict[str, str]:
-    response = await api.client.post(
-        "/api/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status == 200
-    cookie = response.cookies["hoinghi_session"].value
-    api.client.session.cookie_jar.clear()
-    return {"Cookie": f"hoinghi_session={cookie}"}
 
 
 @pytest.fixture
