@@ -107,15 +107,21 @@ def _row(language: Language, m: MeetingPublic) -> dict[str, Any]:
 
 
 async def meetings_page(request: web.Request) -> web.StreamResponse:
-    """``/meetings``: a list (``q`` in the title, ``from``/``to`` local days) or a week."""
+    """``/meetings``: a list (``q`` in the title, ``from``/``to`` local days), a day
+    (``view=day&day=``) or a week (``view=week&week=``)."""
     actor = await page_actor(request, *SCHEDULERS)
     language = page_language(request)
-    view = "week" if request.query.get("view") == "week" else "list"
-    q = request.query.get("q", "").strip()[:300]
+    view = request.query.get("view", "list")
+    if view not in ("list", "day", "week"):
+        view = "list"
+    q = request.query.get("q", "").strip()[:300] if view == "list" else ""
     today = _today()
     start: datetime | None
     end: datetime | None
-    if view == "week":
+    shown_day = _parse_day(request.query.get("day")) or today
+    if view == "day":
+        start, end = local_day_bounds(shown_day), local_day_bounds(shown_day + timedelta(days=1))
+    elif view == "week":
         monday = week_start(_parse_day(request.query.get("week")) or today)
         start, end = local_day_bounds(monday), local_day_bounds(monday + timedelta(days=7))
     else:
@@ -138,6 +144,15 @@ async def meetings_page(request: web.Request) -> web.StreamResponse:
         "rows": [_row(language, m) for m in items],
         "truncated": page.total > len(page.items),
     }
+    if view == "day":
+        context.update(
+            day_label=f"{format_date(shown_day, 'EEEE', locale=language.code)} "
+            f"{language.format_date(shown_day)}",
+            prev_day=(shown_day - timedelta(days=1)).isoformat(),
+            next_day=(shown_day + timedelta(days=1)).isoformat(),
+            this_day=today.isoformat(),
+            is_today=shown_day == today,
+        )
     if view == "week":
         days = []
         for offset in range(7):

@@ -27,7 +27,14 @@ from web.pages_frame import CONTENT_SECURITY_POLICY, local_path
 TITLE = "Hội nghị triển khai nhiệm vụ phát triển kinh tế — xã hội năm 2027"
 AGENDA = ["Báo cáo của Sở Kế hoạch và Đầu tư", "Ý kiến các huyện, thị xã, thành phố"]
 
-PAGES = ["/meetings", "/meetings?view=week", "/meetings/new", "{edit}", "{invitations}"]
+PAGES = [
+    "/meetings",
+    "/meetings?view=day",
+    "/meetings?view=week",
+    "/meetings/new",
+    "{edit}",
+    "{invitations}",
+]
 KNOWN = {
     "vi": {"nav": "Lịch họp", "skip": "Chuyển đến nội dung chính", "out": "Đăng xuất"},
     "en": {"nav": "Meetings", "skip": "Skip to content", "out": "Sign out"},
@@ -361,6 +368,20 @@ async def test_the_week_view_places_meetings_on_their_local_day(api: Any) -> Non
     assert "Thứ Hai" in html or "thứ hai" in html.lower()
     _, html_en, _ = await get(api, f"/meetings?view=week&week={wednesday}&lang=en", headers)
     assert "Monday" in html_en
+    # Each day of the week opens that day's own view.
+    assert f'href="/meetings?view=day&amp;day={tuesday}"' in html
+    # The day view: the meetings held during that local day (Monday's 23:30–00:15
+    # runs into Tuesday), and links to the days either side.
+    status, html, _ = await get(api, f"/meetings?view=day&day={tuesday}&lang=vi", headers)
+    assert status == 200
+    rows = re.findall(r'<tr data-meeting="(\d+)">', html)
+    assert rows == [str(first), str(second)]
+    assert "00:30–01:00" in html
+    assert f'href="/meetings?view=day&amp;day={monday.isoformat()}"' in html
+    assert f'href="/meetings?view=day&amp;day={(monday + timedelta(days=2)).isoformat()}"' in html
+    assert "Thứ Ba" in html or "thứ ba" in html.lower()
+    status, html, _ = await get(api, f"/meetings?view=day&day={monday.isoformat()}", headers)
+    assert re.findall(r'<tr data-meeting="(\d+)">', html) == [str(first)]
 
 
 def nav_labels(html: str) -> list[str]:
