@@ -188,8 +188,13 @@ def test_the_whole_story(
             what="three sites waiting",
         )
         shot(chair, "story-05-chair-lobby.png", tmp_path)
-        for _ in SITES:
-            chair.page.click("#lobby-list [data-action=admit] >> nth=0")
+        # The first one by its own button, the others with "admit everyone".
+        chair.page.click("#lobby-list [data-action=admit] >> nth=0")
+        chair.wait_js(
+            "() => document.querySelectorAll('#lobby-list [data-action=admit]').length === 2",
+            what="two sites left waiting",
+        )
+        chair.page.click("#lobby-admit-all")
         for site in operators.values():
             site.wait_state("active")
         units = {CHAIR, *operators}

@@ -467,6 +467,10 @@ export class Conference extends EventTarget {
   admit(participant) {
     return this._do({ type: "admit", participant }).catch(() => {});
   }
+  /** Admit every site waiting now, oldest first (one `admit` each: the server keeps the order). */
+  admitAll() {
+    return Promise.all(this.lobby.map((p) => this.admit(p.id)));
+  }
   deny(participant) {
     return this._do({ type: "deny", participant }).catch(() => {});
   }

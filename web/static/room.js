@@ -525,6 +525,8 @@ export class Room {
       list.append(item);
     }
     $("lobby-empty").hidden = c.lobby.length > 0;
+    // Thirty sites arriving before a provincial meeting: one click, in their order.
+    $("lobby-admit-all").hidden = c.lobby.length < 2;
     $("count-lobby").textContent = c.lobby.length ? `(${c.lobby.length})` : "";
     $("tab-lobby").classList.toggle("attention", c.lobby.length > 0);
   }
@@ -764,6 +766,7 @@ export class Room {
 
   _bindControls() {
     const c = this.c;
+    $("lobby-admit-all").addEventListener("click", () => c.admitAll());
     $("btn-mic").addEventListener("click", () => c.setMicrophone(c.media.audioMuted));
     $("btn-camera").addEventListener("click", () => c.setCamera(c.media.videoOff));
     $("btn-hand").addEventListener("click", () => c.raiseHand(!c.self?.hand_raised));
