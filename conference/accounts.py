@@ -7,9 +7,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .actors import Actor
 from .audit import record_audit
-from .errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from .errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, TokenRejected
 from .models import Account, AccountCreate, AccountPublic, AccountUpdate, Role, Unit
 from .passwords import hash_password, needs_rehash, verify_password
+from .timezone import utcnow
 from .units import get_unit
 
 __all__ = [
@@ -73,9 +74,15 @@ async def set_password(session: AsyncSession, actor: Actor, username: str, passw
     account = (await session.exec(select(Account).where(Account.username == username))).first()
     if account is None:
         raise NotFound(f"no account {username!r}")
+    _new_password(session, actor, account, password)
+
+
+def _new_password(session: AsyncSession, actor: Actor, account: Account, password: str) -> None:
     account.password_hash = hash_password(password)
+    # Whoever knew the old password may hold a session: every earlier one ends.
+    account.tokens_valid_after = utcnow()
     session.add(account)
-    record_audit(session, actor, "account.password", "account", username)
+    record_audit(session, actor, "account.password", "account", account.username)
 
 
 async def list_accounts(session: AsyncSession, *, role: Role | None = None) -> list[AccountPublic]:
@@ -149,11 +156,9 @@ async def update_account(
 async def reset_password(
     session: AsyncSession, actor: Actor, account_id: int, password: str
 ) -> None:
-    """Set a new password for an account (an admin's reset: the old one is not asked)."""
-    account = await get_account(session, account_id)
-    account.password_hash = hash_password(password)
-    session.add(account)
-    record_audit(session, actor, "account.password", "account", account.username)
+    """Set a new password for an account (an admin's reset: the old one is not asked);
+    the account's sessions and tokens issued before it end."""
+    _new_password(session, actor, await get_account(session, account_id), password)
 
 
 async def account_public(session: AsyncSession, account_id: int) -> AccountPublic:
@@ -177,11 +182,23 @@ async def authenticate(
     return _actor(account), await _public(session, account)
 
 
-async def actor_for(session: AsyncSession, account_id: int) -> Actor:
-    """The current roles of an account, so a deactivated account loses access at once."""
+async def actor_for(
+    session: AsyncSession, account_id: int, *, issued_at: float | None = None
+) -> Actor:
+    """The current roles of an account, so a deactivated account loses access at once.
+
+    ``issued_at`` is the presented token's ``iat``: a token issued before the
+    account's password was last set is refused (``token_revoked``).
+    """
     account = await session.get(Account, account_id)
     if account is None or not account.active:
         raise AuthenticationFailed(
             "the account no longer exists or is disabled", code="account_disabled"
+        )
+    valid_after = account.tokens_valid_after
+    if valid_after is not None and issued_at is not None and issued_at < valid_after.timestamp():
+        raise TokenRejected(
+            "this session ended when the account's password was changed",
+            code="token_revoked",
         )
     return _actor(account)

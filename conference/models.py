@@ -179,6 +179,8 @@ class Account(SQLModel, table=True):
     unit_id: int | None = Field(default=None, foreign_key="unit.id")
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set with a new password: sessions and API tokens issued before it are refused.
+    tokens_valid_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AccountCreate(SQLModel):

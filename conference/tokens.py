@@ -98,6 +98,7 @@ class AccessClaims:
     roles: tuple[str, ...]
     jti: str
     expires: int
+    issued_at: float = 0.0  # when it was issued ("ts", else "iat"), seconds since the epoch
 
 
 def _reject(code: str, message: str) -> TokenRejected:
@@ -148,7 +149,8 @@ class TokenService:
         ttl_seconds: int,
         audience: str = AUD_API,
     ) -> str:
-        now = int(time.time())
+        moment = time.time()
+        now = int(moment)
         return self._encode(
             {
                 "iss": self.issuer,
@@ -158,6 +160,9 @@ class TokenService:
                 "roles": list(roles),
                 "jti": new_token_id(),
                 "iat": now,
+                # iat to the microsecond: a password set in the same second as a
+                # login must still end the session issued just before it.
+                "ts": round(moment, 6),
                 "exp": now + ttl_seconds,
             }
         )
@@ -254,6 +259,7 @@ class TokenService:
                 roles=tuple(roles),
                 jti=_str(claims["jti"]),
                 expires=_int(claims["exp"]),
+                issued_at=_issued_at(claims),
             )
         except (TypeError, ValueError) as e:
             raise _reject("token_malformed", "a claim of the token has the wrong type") from e
@@ -276,6 +282,14 @@ def _unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise _reject("token_malformed", "the token header is not an object")
     return header
+
+
+def _issued_at(claims: dict[str, Any]) -> float:
+    """The precise issue time ("ts") of tokens issued since it exists, else "iat"."""
+    ts = claims.get("ts")
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return float(ts)
+    return float(_int(claims["iat"]))
 
 
 def _int(value: Any) -> int:

@@ -77,7 +77,7 @@ async def authenticate(request: web.Request) -> Actor:
     async with request.app[DATABASE].read() as session:
         if await is_revoked(session, claims.jti):
             raise TokenRejected("this token was ended by a logout", code="token_revoked")
-        return await actor_for(session, claims.account_id)
+        return await actor_for(session, claims.account_id, issued_at=claims.issued_at)
 
 
 def csrf_token_for(request: web.Request) -> str:

@@ -373,3 +373,34 @@ async def test_the_new_routes_are_documented(api: Any) -> None:
     }
     listing = document["paths"]["/api/accounts"]["get"]
     assert [p["name"] for p in listing["parameters"]] == ["role"]
+
+
+async def test_a_new_password_ends_the_accounts_sessions_and_tokens(api: Any) -> None:
+    """Whoever knew the old password may hold a session: all of them end, at once,
+    even one opened in the same second; a login with the new password works."""
+    before = await login(api, "vanthu")
+    assert before.status == 200
+    bearer = (await before.json())["access_token"]
+    cookie = {"Cookie": f"hoinghi_session={before.cookies['hoinghi_session'].value}"}
+    api.client.session.cookie_jar.clear()
+    for headers in (cookie, {"Authorization": f"Bearer {bearer}"}):
+        assert (await api.client.get("/api/me", headers=headers)).status == 200
+    response = await api.client.post(
+        f"/api/accounts/{api.accounts['vanthu']}/password",
+        json={"password": NEW_PASSWORD},
+        headers=api.auth("admin"),
+    )
+    assert response.status == 204
+    for headers in (cookie, {"Authorization": f"Bearer {bearer}"}):
+        refused = await api.client.get("/api/me", headers=headers)
+        assert refused.status == 401
+        assert (await refused.json())["error"]["code"] == "token_revoked"
+    # The pages too: the old session is sent to the login page.
+    page = await api.client.get("/archive", headers=cookie, allow_redirects=False)
+    assert page.status == 302
+    after = await login(api, "vanthu", NEW_PASSWORD)
+    assert after.status == 200
+    fresh = {"Authorization": f"Bearer {(await after.json())['access_token']}"}
+    assert (await api.client.get("/api/me", headers=fresh)).status == 200
+    # Other accounts are untouched.
+    assert (await api.client.get("/api/me", headers=api.auth("thuky"))).status == 200
