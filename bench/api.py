@@ -223,6 +223,10 @@ async def run(db_kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                     month_params | {"unit": "BX-123", "limit": "1000"},
                 ),
                 ("one unit, page 5 (offset 400)", {"unit": "BX-123", "offset": "400"}),
+                # A LIKE on the folded title (meeting.title_search): no index can
+                # serve "%...%", so this is a scan of one narrow column.
+                ("title search, all meetings", {"q": "hop giao ban so 123"}),
+                ("title search, a month", month_params | {"q": "giao ban so 34"}),
             ]
             for name, params in cases:
                 samples, items, size = await time_get(http, url_list, params, args.repeat)

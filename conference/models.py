@@ -17,6 +17,7 @@ from sqlmodel import JSON, Column, Field, SQLModel
 
 from .columns import UTCDateTime, enum_column
 from .fields import AgendaItem, Code, Name, Password, Title, Username
+from .slugs import fold
 from .timezone import to_local, utcnow
 
 __all__ = [
@@ -234,6 +235,9 @@ class Meeting(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=300)
+    # The title without case and tone marks (slugs.fold), kept by the ORM on every
+    # write (_fold_title): searches match it with LIKE on any database.
+    title_search: str = Field(default="", max_length=1200)
     agenda: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     starts_at: datetime = Field(sa_type=UTCDateTime)
     ends_at: datetime = Field(sa_type=UTCDateTime)
@@ -251,6 +255,12 @@ class Meeting(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="account.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+@sa.event.listens_for(Meeting, "before_insert")
+@sa.event.listens_for(Meeting, "before_update")
+def _fold_title(_mapper: Any, _connection: Any, meeting: Meeting) -> None:
+    meeting.title_search = fold(meeting.title)
 
 
 class MeetingCreate(SQLModel):

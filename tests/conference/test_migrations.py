@@ -42,3 +42,30 @@ async def test_fresh_sqlite_is_created_and_in_wal_mode(tmp_path):
         assert fks == 1
     finally:
         await db.close()
+
+
+async def test_0008_fills_the_folded_title_of_existing_meetings(tmp_path):
+    """Meetings made before ``title_search`` existed are found by a title search."""
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        await upgrade(db, "0007")
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO unit (id, code, name, kind, created_at)"
+                " VALUES (1, 'QB', 'Tỉnh', 'PROVINCE', '2026-01-01 00:00:00.000000')"
+            )
+            await conn.exec_driver_sql(
+                "INSERT INTO meeting (id, title, agenda, starts_at, ends_at, chair_unit_id, kind,"
+                " status, recording, auto_admit, revision, created_at, updated_at) VALUES"
+                " (1, 'Họp GIAO BAN Đột xuất', '[]', '2026-01-01 01:00:00.000000',"
+                " '2026-01-01 02:00:00.000000', 1, 'REGULAR', 'SCHEDULED', 0, 0, 0,"
+                " '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
+            )
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            folded = (
+                await conn.exec_driver_sql("SELECT title_search FROM meeting WHERE id = 1")
+            ).scalar()
+        assert folded == "hop giao ban dot xuat"
+    finally:
+        await db.close()
