@@ -24,10 +24,10 @@ from aiohttp import web
 from conference import accounts as account_service
 from conference import units as unit_service
 from conference.models import AccountPublic, Role, UnitKind
+from conference.slugs import fold
 
 from .appkeys import DATABASE
 from .i18n import N_, Language
-from .pages_archive import fold
 from .pages_frame import json_for_script, page_actor, page_language, render
 
 __all__ = ["KIND_TEXT", "ROLE_NAMES", "add_directory_pages"]

@@ -13,7 +13,6 @@ Times are shown in Asia/Ho_Chi_Minh; days typed in the search are local days.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -51,7 +50,7 @@ from .pages_frame import duration_text, home_for, page_actor, page_language, ren
 from .pages_meetings import STATUS_TEXT, local_day_bounds
 from .params import row_id
 
-__all__ = ["ARCHIVE_READERS", "add_archive_pages", "fold"]
+__all__ = ["ARCHIVE_READERS", "add_archive_pages"]
 
 ARCHIVE_READERS = (Role.CLERK, Role.ADMIN, Role.CHAIR)
 LIST_LIMIT = 1000  # the meetings API's largest page
@@ -70,14 +69,6 @@ _ANSWER_TEXT = {
 }
 
 # Đ/đ carry a stroke, not a combining mark: NFKD leaves them alone.
-_STROKES = str.maketrans({"Đ": "D", "đ": "d"})
-
-
-def fold(text: str) -> str:
-    """``text`` without case and tone marks: "Họp GIAO BAN" and "hop giao ban" match."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_STROKES))
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return bare.casefold()
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -148,14 +139,12 @@ async def archive_page(request: web.Request) -> web.StreamResponse:
             starts_to=local_day_bounds(last + timedelta(days=1)) if last else None,
             unit_code=unit_code or None,
             statuses=[status] if status else (),
+            title=q or None,
             limit=LIST_LIMIT,
         )
         items = page.items
         if chair is not None:
             items = [m for m in items if m.chair_unit == chair]
-        if q:
-            needle = fold(q)
-            items = [m for m in items if needle in fold(m.title)]
         items = sorted(items, key=lambda m: (m.starts_at, m.id), reverse=True)
         counts = await _recording_counts(session, [m.id for m in items])
     rows = [_row(language, m, names, counts.get(m.id, 0)) for m in items]

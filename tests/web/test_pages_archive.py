@@ -33,11 +33,11 @@ from conference.models import (
     Recording,
     RecordingStatus,
 )
+from conference.slugs import fold
 from conference.timezone import LOCAL_ZONE
 from tests.conftest import cookie_for
 from tests.recordings.recording_fixtures import add_meeting, add_recording, unit_id
 from web.appkeys import CONFIG
-from web.pages_archive import fold
 from web.pages_frame import CONTENT_SECURITY_POLICY
 
 NOVEMBER = "Họp giao ban tháng 11 — Sở Nội vụ"
