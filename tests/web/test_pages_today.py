@@ -319,6 +319,12 @@ async def test_an_edit_that_keeps_the_times_gives_no_notice(api: Any) -> None:
     assert notice(html, mid) == ""
 
 
+async def test_today_always_offers_the_device_check(api: Any) -> None:
+    # With no meeting at all, an operator can still check the room's devices.
+    _, html, _ = await get(api, "/today", await cookie_for(api, "vanhanh"))
+    assert 'href="/devicecheck" class="device-check-any"' in html
+
+
 async def test_the_device_check_page_opens_for_every_signed_in_account(api: Any) -> None:
     for username in ("vanhanh", "chutri", "thuky", "vanthu", "admin"):
         status, html, _ = await get(api, "/devicecheck?lang=en", await cookie_for(api, username))
