@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import av
 import av.error
@@ -187,6 +187,31 @@ class _Track:
         if self._first_pts is None and pts is not None:
             self._first_pts = pts
 
+    def _timed_frames(self, stream: Any) -> Iterator[tuple[float | None, Any]]:
+        """Every decoded frame of ``stream`` with its time in the recording (None while
+        no timestamp is known). A truncated file ends the frames where it breaks (what
+        came before stands); a packet that does not decode is counted and skipped."""
+        packets = self._container.demux(stream)
+        time_base = stream.time_base or Fraction(1, 1000)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                log.warning("%s: demuxing stopped: %s", self.entry.file, exc)
+                return
+            self._note_first(packet.pts)
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                self._decode_error(exc)
+                continue
+            for frame in frames:
+                pts = frame.pts if frame.pts is not None else packet.pts
+                known = pts is not None and self._first_pts is not None
+                yield (self._seconds(pts, time_base) if known else None), frame
+
     def _decode_error(self, exc: av.error.FFmpegError) -> None:
         self.errors += 1
         if self.errors in (1, 10, 100, 1000):
@@ -207,26 +232,9 @@ class _VideoTrack(_Track):
         self._pictures: dict[tuple[int, int], Image8] = {}
 
     def _decode(self) -> Iterator[tuple[float, VideoFrame]]:
-        packets = self._container.demux(self._stream)
-        time_base = self._stream.time_base or Fraction(1, 1000)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except av.error.FFmpegError as exc:  # a truncated file: what came before stands
-                log.warning("%s: demuxing stopped: %s", self.entry.file, exc)
-                return
-            self._note_first(packet.pts)
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as exc:
-                self._decode_error(exc)
-                continue
-            for frame in frames:
-                pts = frame.pts if frame.pts is not None else packet.pts
-                if pts is not None and self._first_pts is not None:
-                    yield self._seconds(pts, time_base), frame
+        for seconds, frame in self._timed_frames(self._stream):
+            if seconds is not None:
+                yield seconds, frame
 
     def advance(self, t: float) -> None:
         """Make ``current`` the last frame at or before ``t`` (frames in between are skipped)."""
@@ -276,30 +284,11 @@ class _AudioTrack(_Track):
         self._done = False
 
     def _decode(self) -> Iterator[tuple[int | None, Samples]]:
-        packets = self._container.demux(self._stream)
-        time_base = self._stream.time_base or Fraction(1, 1000)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as exc:
-                log.warning("%s: demuxing stopped: %s", self.entry.file, exc)
-                break
-            self._note_first(packet.pts)
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as exc:
-                self._decode_error(exc)
-                continue
-            for frame in frames:
-                pts = frame.pts if frame.pts is not None else packet.pts
-                position = None
-                if pts is not None and self._first_pts is not None:
-                    position = round(self._seconds(pts, time_base) * AUDIO_RATE)
-                samples = self._resample(frame)
-                if samples.shape[1]:
-                    yield position, samples
+        for seconds, frame in self._timed_frames(self._stream):
+            position = None if seconds is None else round(seconds * AUDIO_RATE)
+            samples = self._resample(frame)
+            if samples.shape[1]:
+                yield position, samples
         tail = self._resample(None)
         if tail.shape[1]:
             yield None, tail
