@@ -45,7 +45,7 @@ from .pages_frame import (
     render,
     templates,
 )
-from .pages_meetings import add_meeting_pages
+from .pages_meetings import ROLE_TEXT, add_meeting_pages
 from .params import row_id
 
 __all__ = [
@@ -68,12 +68,6 @@ REFUSAL_TEXT = {
 }
 _DEFAULT_REFUSAL = N_("The link is not valid. Please ask the Office for a new one.")
 
-# A site's role as the join page names it.
-ROLE_TEXT = {
-    "chair": N_("chair"),
-    "participant": N_("participating site"),
-    "observer": N_("observer"),
-}
 
 # Kept under their old names: tests and other modules import them from here.
 _templates = templates

@@ -13,7 +13,7 @@ Times are shown in Asia/Ho_Chi_Minh; days typed in the search are local days.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -47,7 +47,7 @@ from .appkeys import DATABASE
 from .i18n import N_, Language
 from .pages import COMPOSITE_TEXT, RECORDING_STATUS_TEXT
 from .pages_frame import duration_text, home_for, page_actor, page_language, render
-from .pages_meetings import STATUS_TEXT, local_day_bounds
+from .pages_meetings import ROLE_TEXT, STATUS_TEXT, local_day_bounds, local_today, parse_day
 from .params import row_id
 
 __all__ = ["ARCHIVE_READERS", "add_archive_pages"]
@@ -56,32 +56,12 @@ ARCHIVE_READERS = (Role.CLERK, Role.ADMIN, Role.CHAIR)
 LIST_LIMIT = 1000  # the meetings API's largest page
 DEFAULT_DAYS = 30
 
-ROLE_TEXT = {
-    InvitationRole.CHAIR: N_("chair"),
-    InvitationRole.PARTICIPANT: N_("participating site"),
-    InvitationRole.OBSERVER: N_("observer"),
-}
 
 _ANSWER_TEXT = {
     "present": N_("Present"),
     "absent": N_("Absent"),
     "no-answer": N_("No answer"),
 }
-
-# Đ/đ carry a stroke, not a combining mark: NFKD leaves them alone.
-
-
-def _parse_day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _today() -> date:
-    return to_local(utcnow()).date()
 
 
 def _hhmm(value: datetime | None) -> str:
@@ -115,9 +95,9 @@ async def archive_page(request: web.Request) -> web.StreamResponse:
     of ``unit`` (invited or chairing), with ``q`` in the title, of ``status``."""
     actor = await page_actor(request, *ARCHIVE_READERS)
     language = page_language(request)
-    today = _today()
-    first = _parse_day(request.query.get("from"))
-    last = _parse_day(request.query.get("to"))
+    today = local_today()
+    first = parse_day(request.query.get("from"))
+    last = parse_day(request.query.get("to"))
     if first is None and last is None:
         first, last = today - timedelta(days=DEFAULT_DAYS), today
     q = request.query.get("q", "").strip()[:300]

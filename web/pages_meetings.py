@@ -29,10 +29,13 @@ from .params import row_id
 
 __all__ = [
     "KIND_TEXT",
+    "ROLE_TEXT",
     "STATUS_TEXT",
     "UNIT_GROUP_TEXT",
     "add_meeting_pages",
     "local_day_bounds",
+    "local_today",
+    "parse_day",
     "week_start",
 ]
 
@@ -63,7 +66,8 @@ ROLE_TEXT = {
 }
 
 
-def _parse_day(value: str | None) -> date | None:
+def parse_day(value: str | None) -> date | None:
+    """A day from a query parameter ("2026-11-30"); None when absent or malformed."""
     if not value:
         return None
     try:
@@ -82,7 +86,8 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def _today() -> date:
+def local_today() -> date:
+    """Today in Asia/Ho_Chi_Minh."""
     return to_local(utcnow()).date()
 
 
@@ -115,18 +120,18 @@ async def meetings_page(request: web.Request) -> web.StreamResponse:
     if view not in ("list", "day", "week"):
         view = "list"
     q = request.query.get("q", "").strip()[:300] if view == "list" else ""
-    today = _today()
+    today = local_today()
     start: datetime | None
     end: datetime | None
-    shown_day = _parse_day(request.query.get("day")) or today
+    shown_day = parse_day(request.query.get("day")) or today
     if view == "day":
         start, end = local_day_bounds(shown_day), local_day_bounds(shown_day + timedelta(days=1))
     elif view == "week":
-        monday = week_start(_parse_day(request.query.get("week")) or today)
+        monday = week_start(parse_day(request.query.get("week")) or today)
         start, end = local_day_bounds(monday), local_day_bounds(monday + timedelta(days=7))
     else:
-        first = _parse_day(request.query.get("from"))
-        last = _parse_day(request.query.get("to"))
+        first = parse_day(request.query.get("from"))
+        last = parse_day(request.query.get("to"))
         if first is None and last is None and not q:
             first = today
         start = local_day_bounds(first) if first else None
@@ -230,7 +235,7 @@ async def meeting_form_page(request: web.Request) -> web.StreamResponse:
             meeting = await meeting_service.meeting_public(session, row)
             invitations = await invitation_service.list_invitations(session, row.id or 0, None)
             invited = [i.unit for i in invitations if not i.revoked and i.role.value != "chair"]
-    tomorrow = _today() + timedelta(days=1)
+    tomorrow = local_today() + timedelta(days=1)
     values = {
         "title": meeting.title if meeting else "",
         "agenda": list(meeting.agenda) if meeting and meeting.agenda else [""],
