@@ -47,7 +47,14 @@ from .appkeys import DATABASE
 from .i18n import N_, Language
 from .pages import COMPOSITE_TEXT, RECORDING_STATUS_TEXT
 from .pages_frame import duration_text, home_for, page_actor, page_language, render
-from .pages_meetings import ROLE_TEXT, STATUS_TEXT, local_day_bounds, local_today, parse_day
+from .pages_meetings import (
+    ROLE_TEXT,
+    STATUS_TEXT,
+    local_day_bounds,
+    local_today,
+    meeting_row,
+    parse_day,
+)
 from .params import row_id
 
 __all__ = ["ARCHIVE_READERS", "add_archive_pages"]
@@ -174,15 +181,9 @@ async def _recording_counts(session: Any, meeting_ids: list[int]) -> dict[int, i
 def _row(
     language: Language, m: MeetingPublic, names: dict[str, str], recordings: int
 ) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "title": m.title,
-        "day": language.format_date(m.starts_at),
-        "starts": _hhmm(m.starts_at),
-        "ends": _hhmm(m.ends_at),
+    # The secretariat's row, with the chair unit's name and the number of recordings.
+    return meeting_row(language, m) | {
         "chair_unit": names.get(m.chair_unit, m.chair_unit),
-        "status": m.status.value,
-        "status_text": language.gettext(STATUS_TEXT[m.status]),
         "recordings": recordings,
     }
 

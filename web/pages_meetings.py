@@ -35,6 +35,7 @@ __all__ = [
     "add_meeting_pages",
     "local_day_bounds",
     "local_today",
+    "meeting_row",
     "parse_day",
     "week_start",
 ]
@@ -95,7 +96,8 @@ def _hhmm(value: datetime) -> str:
     return to_local(value).strftime("%H:%M")
 
 
-def _row(language: Language, m: MeetingPublic) -> dict[str, Any]:
+def meeting_row(language: Language, m: MeetingPublic) -> dict[str, Any]:
+    """What the meeting lists show of one meeting, in ``language`` and local time."""
     return {
         "id": m.id,
         "title": m.title,
@@ -146,7 +148,7 @@ async def meetings_page(request: web.Request) -> web.StreamResponse:
         "q": q,
         "date_from": request.query.get("from", "") if view == "list" else "",
         "date_to": request.query.get("to", "") if view == "list" else "",
-        "rows": [_row(language, m) for m in items],
+        "rows": [meeting_row(language, m) for m in items],
         "truncated": page.total > len(page.items),
     }
     if view == "day":
@@ -169,7 +171,9 @@ async def meetings_page(request: web.Request) -> web.StreamResponse:
                     "date": language.format_date(day),
                     "today": day == today,
                     "meetings": [
-                        _row(language, m) for m in items if to_local(m.starts_at).date() == day
+                        meeting_row(language, m)
+                        for m in items
+                        if to_local(m.starts_at).date() == day
                     ],
                 }
             )
@@ -307,7 +311,7 @@ async def invitations_page(request: web.Request) -> web.StreamResponse:
         "invitations.html",
         actor=actor,
         meeting=meeting,
-        row=_row(language, meeting),
+        row=meeting_row(language, meeting),
         rows=rows,
         editable=editable,
         created=request.query.get("created") == "1",

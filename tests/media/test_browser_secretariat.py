@@ -150,6 +150,18 @@ def test_secretariat_schedules_a_meeting_and_copies_a_link(
         assert TITLE in page.text_content(f'section.day[data-day="{day.isoformat()}"]')
         shot(site, "secretariat-4-week.png", tmp_path)
 
+        # Move it with a reason, running past midnight: the page shows the new times.
+        site.open(f"{meeting_path}/invitations")
+        page.fill("#new-date", day.isoformat())
+        page.fill("#new-starts", "23:30")
+        page.fill("#new-ends", "00:30")
+        page.fill("#reschedule-reason", "Trùng lịch họp với Bộ Nội vụ")
+        page.click("#reschedule-form button[type=submit]")
+        site.wait_js(
+            "() => document.querySelector('main').textContent.includes('23:30–00:30')",
+            what="the new times",
+        )
+
         # Cancel it with a reason: the page shows it cancelled, with no actions left.
         site.open(f"{meeting_path}/invitations")
         site.js("() => { window.confirm = () => true; }")

@@ -2,6 +2,7 @@
 // re-issue links, reschedule or cancel the meeting -- all through the JSON API.
 
 import { api } from "./api.js";
+import { localTime, nextDay } from "./localtime.js";
 import { t } from "./i18n.js";
 
 const data = JSON.parse(document.getElementById("invitations-data").textContent);
@@ -50,17 +51,6 @@ document.addEventListener("click", async (event) => {
     say(error.message || t("That did not work."));
   }
 });
-
-/** "2026-11-30" and "23:30" in Vietnam time (UTC+7) as ISO 8601. */
-function localTime(day, hhmm) {
-  return `${day}T${hhmm}:00+07:00`;
-}
-
-function nextDay(day) {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + 1);
-  return d.toISOString().slice(0, 10);
-}
 
 const reschedule = $("reschedule-form");
 if (reschedule) {

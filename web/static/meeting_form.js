@@ -5,6 +5,7 @@
 // (the API's `field`). Times are typed in Vietnam time (UTC+7, no daylight saving).
 
 import { api } from "./api.js";
+import { localTime, nextDay } from "./localtime.js";
 import { t } from "./i18n.js";
 
 const data = JSON.parse(document.getElementById("meeting-form-data").textContent);
@@ -128,18 +129,6 @@ function showError(error) {
     }
   }
   $("form-message").textContent = slot ? t("Please correct the marked fields.") : text;
-}
-
-/** "2026-11-30" and "23:30" in Vietnam time as ISO 8601 with its offset. */
-function localTime(day, hhmm) {
-  return `${day}T${hhmm}:00+07:00`;
-}
-
-/** The day after "2026-11-30" ("2026-12-01"): a meeting may run past midnight. */
-function nextDay(day) {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + 1);
-  return d.toISOString().slice(0, 10);
 }
 
 function formValues() {
