@@ -43,6 +43,7 @@ from .api_status import StatusOut, collect_status
 from .appkeys import DATABASE
 from .i18n import N_, Language
 from .pages_frame import duration_text, json_for_script, page_actor, page_language, render
+from .pages_meetings import ROLE_TEXT
 from .params import row_id
 
 __all__ = [
@@ -60,11 +61,6 @@ PARTICIPANT_STATE_TEXT = {
     "active": N_("connected"),
     "lobby": N_("in the lobby"),
     "disconnected": N_("reconnecting"),
-}
-SITE_ROLE_TEXT = {
-    "chair": N_("chair"),
-    "participant": N_("participating site"),
-    "observer": N_("observer"),
 }
 DELIVERY_STATUS_TEXT = {
     DeliveryStatus.PENDING: N_("pending"),
@@ -136,7 +132,7 @@ def status_view(language: Language, status: StatusOut) -> dict[str, Any]:
                 {
                     "unit_name": p.unit_name,
                     "unit_code": p.unit_code,
-                    "role_text": language.gettext(SITE_ROLE_TEXT.get(p.role, p.role)),
+                    "role_text": language.gettext(ROLE_TEXT.get(p.role, p.role)),
                     "state": p.state,
                     "state_text": language.gettext(PARTICIPANT_STATE_TEXT.get(p.state, p.state)),
                 }
